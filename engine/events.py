@@ -1,0 +1,142 @@
+"""The door between the engine and its consumers (TUI, CLI): plain, immutable event objects.
+
+The engine calls a `Reporter` (any callable taking one event) from whatever thread runs it; consumers
+decide how to show each event. Nothing here imports fastai, torch or Textual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+
+@dataclass(frozen=True)
+class StageDone:
+    """One step of the workflow finished (load, merge, audit, labels, split, features, model, save …)."""
+
+    stage: str
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    embeddings_path: str
+    tabular_path: str
+    key: str  # the key column as named in the merged table
+    rows_embeddings: int
+    rows_tabular: int
+    matched: int
+    unmatched_embeddings: int
+    unmatched_tabular: int
+    unmatched_examples: tuple[str, ...]  # a few keys present on one side only
+    dropped: tuple[tuple[str, str], ...]  # (fname, why) for every row the audit removed
+    imputed: tuple[tuple[str, str], ...]  # (fname, which columns) when bad_rows='impute'
+    warnings: tuple[str, ...]  # constant columns, absurd magnitudes, small classes …
+    label_counts: dict[int, int]  # labels per clip → number of clips
+    label_mode: str
+    kept_rows: int  # rows used for training after audit and label filtering
+    n_classes: int
+    class_sizes: dict[str, int]
+    feature_groups: dict[str, int]  # emb/stft/mel/cqt → column count in the merged table
+    feature_set: str
+    n_features: int  # inputs of the model after selection/PCA
+    train_rows: int
+    valid_rows: int
+
+    @property
+    def class_size_min(self) -> int:
+        return min(self.class_sizes.values(), default=0)
+
+    @property
+    def class_size_max(self) -> int:
+        return max(self.class_sizes.values(), default=0)
+
+    @property
+    def class_size_median(self) -> float:
+        sizes = sorted(self.class_sizes.values())
+        if not sizes:
+            return 0.0
+        mid = len(sizes) // 2
+        return float(sizes[mid]) if len(sizes) % 2 else (sizes[mid - 1] + sizes[mid]) / 2
+
+
+@dataclass(frozen=True)
+class DatasetSummarised:
+    summary: DatasetSummary
+
+
+@dataclass(frozen=True)
+class LRFinderReady:
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]
+    suggestions: dict[str, float]  # valley, slide, minimum, steep → LR
+
+
+@dataclass(frozen=True)
+class BatchEnded:
+    """Progress inside a run; sent for every batch, consumers throttle as they like."""
+
+    epoch: int  # 0-based
+    n_epochs: int
+    batch: int  # 1-based within the epoch
+    n_batches: int
+    elapsed: float  # seconds since training started
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    epoch: int  # 1-based
+    n_epochs: int
+    train_loss: float
+    valid_loss: float
+    accuracy: float
+    error_rate: float
+    seconds: float
+    lwlrap: float | None = None  # multi-label runs
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one run did, as stored in the history; `config` reruns it exactly."""
+
+    run_id: str
+    created: str  # ISO timestamp
+    status: str  # finished | failed | cancelled
+    approach: str
+    config: dict
+    metrics: dict = field(default_factory=dict)  # val_accuracy, error_rate, ci_low, ci_high, lwlrap …
+    history: tuple[dict, ...] = ()  # one dict per epoch
+    train_seconds: float = 0.0
+    num_params: int = 0
+    model_path: str = ""
+    results_csv: str = ""
+    message: str = ""  # why it failed or where it was cancelled
+    split_id: str = ""  # fingerprint of the valid rows: runs with the same one can be paired
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    record: RunRecord
+    evaluation: object  # engine.evaluate.Evaluation
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    message: str
+    record: RunRecord | None = None
+
+
+@dataclass(frozen=True)
+class RunCancelled:
+    epochs_done: int
+    record: RunRecord | None = None
+
+
+Event = Union[StageDone, DatasetSummarised, LRFinderReady, BatchEnded, EpochEnded, RunFinished, RunFailed,
+              RunCancelled]
+Reporter = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """A reporter for callers that want no progress."""
