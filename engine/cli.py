@@ -1,0 +1,252 @@
+"""The headless CLI: the same Session and events as the app, printed as lines.
+
+`vggtab` alone opens the app; the app is handed in by `tui.__main__` so the engine never imports Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+from engine.config import (DEMO_DIR, DEMO_EMBEDDINGS, DEMO_TABULAR, FEATURE_SETS, LR_SUGGESTIONS, MODELS,
+                           RunConfig, lr_warning, parse_layers, parse_lr)
+from engine.errors import Cancelled, VggtabError
+from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
+                           RunFinished, StageDone)
+
+EXIT_ERROR, EXIT_CANCELLED = 2, 130
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--embeddings", default=DEMO_EMBEDDINGS, metavar="PATH",
+                       help="embeddings CSV/Parquet: fname, labels, emb_0..emb_127 (default: the demo data)")
+    group.add_argument("--tabular", default=DEMO_TABULAR, metavar="PATH",
+                       help="tabular CSV/Parquet: file, stft_*, mel_*, cqt_* (default: the demo data)")
+    group.add_argument("--key", default=None, metavar="NAME",
+                       help="key column in both files (default: finds fname or file)")
+    group.add_argument("--results-dir", default="results", metavar="DIR", help="run history and CSVs")
+    group.add_argument("--models-dir", default="models", metavar="DIR", help="exported models")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = RunConfig()
+    group = parser.add_argument_group("run")
+    group.add_argument("--features", default=defaults.features, metavar="SET",
+                       help=f"{', '.join(FEATURE_SETS)}, or comma-separated groups/prefixes such as emb,mel_ "
+                            f"(default: {defaults.features})")
+    group.add_argument("--layers", default="200,100", help="hidden layer sizes (default: 200,100)")
+    group.add_argument("--epochs", type=int, default=defaults.epochs, help=f"default: {defaults.epochs}")
+    group.add_argument("--bs", type=int, default=defaults.bs, help=f"batch size (default: {defaults.bs})")
+    group.add_argument("--lr", default="auto",
+                       help="learning rate, or 'auto' for the LR finder's suggestion (default: auto)")
+    group.add_argument("--lr-suggestion", default=defaults.lr_suggestion, choices=LR_SUGGESTIONS,
+                       help="which LR finder suggestion 'auto' takes (default: valley)")
+    group.add_argument("--ps", type=float, default=defaults.ps, help="dropout probability (default: 0)")
+    group.add_argument("--wd", type=float, default=defaults.wd, help="weight decay (default: 0.01)")
+    group.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: 42)")
+    group.add_argument("--split-seed", type=int, default=defaults.split_seed, help="split seed (default: 42)")
+    group.add_argument("--valid-pct", type=float, default=defaults.valid_pct, help="default: 0.2")
+    group.add_argument("--fold", type=int, default=None, help="use fold K of a stratified k-fold split")
+    group.add_argument("--n-folds", type=int, default=defaults.n_folds, help="folds for --fold (default: 5)")
+    group.add_argument("--bad-rows", default=defaults.bad_rows, choices=("drop", "impute"),
+                       help="rows with NaN/inf features: drop them (default) or impute the train median")
+    group.add_argument("--label-mode", default=defaults.label_mode, choices=("single", "multi"),
+                       help="single: one-label clips, softmax (default); multi: all clips, sigmoid")
+    group.add_argument("--select-k", type=int, default=None, help="keep the top K tabular columns (train rows)")
+    group.add_argument("--select-method", default=defaults.select_method, choices=("anova", "mutual_info"))
+    group.add_argument("--pca", type=int, default=None, help="PCA of the tabular block to N components")
+    group.add_argument("--model", default=defaults.model, choices=MODELS, help="default: mlp (fastai)")
+    group.add_argument("--sampling", default=defaults.sampling, choices=("shuffle", "replacement"),
+                       help="train rows per epoch: each once (default) or drawn with replacement (stock fastai)")
+    group.add_argument("--threads", type=int, default=None, help="torch threads (default: measured best)")
+    group.add_argument("--name", default="", help="approach name in the results table")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(
+        embeddings=args.embeddings, tabular=args.tabular, key=args.key, features=args.features,
+        layers=parse_layers(args.layers), epochs=args.epochs, bs=args.bs, lr=parse_lr(args.lr),
+        lr_suggestion=args.lr_suggestion, ps=args.ps, wd=args.wd, seed=args.seed, split_seed=args.split_seed,
+        valid_pct=args.valid_pct, fold=args.fold, n_folds=args.n_folds, bad_rows=args.bad_rows,
+        label_mode=args.label_mode, select_k=args.select_k, select_method=args.select_method, pca=args.pca,
+        model=args.model, sampling=args.sampling, threads=args.threads, name=args.name)
+
+
+class ConsolePrinter:
+    """Prints each event as it arrives; the CLI's whole view of a run."""
+
+    def __init__(self, out=sys.stdout):
+        self.out = out
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"on_{type(event).__name__}", None)
+        if handler:
+            handler(event)
+            self.out.flush()
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def on_StageDone(self, event: StageDone) -> None:
+        self.print(f"  {event.stage:<9} {event.seconds:6.2f} s  {event.detail}")
+
+    def on_DatasetSummarised(self, event: DatasetSummarised) -> None:
+        s = event.summary
+        self.print(f"Dataset  embeddings {s.rows_embeddings:,} rows · tabular {s.rows_tabular:,} rows · "
+                   f"matched {s.matched:,} (unmatched {s.unmatched_embeddings:,} / {s.unmatched_tabular:,})")
+        for fname, why in s.dropped:
+            self.print(f"  dropped {fname}: {why}")
+        for fname, why in s.imputed:
+            self.print(f"  imputed {fname}: {why}")
+        for warning in s.warnings:
+            self.print(f"  warning: {warning}")
+        counts = ", ".join(f"{n} label{'s' if n > 1 else ''}: {c:,}" for n, c in sorted(s.label_counts.items()))
+        self.print(f"  labels per clip: {counts}")
+        self.print(f"  {s.n_classes} classes ({s.label_mode}-label), clips per class min {s.class_size_min} / "
+                   f"median {s.class_size_median:g} / max {s.class_size_max}")
+        groups = ", ".join(f"{g} {n:,}" for g, n in s.feature_groups.items())
+        self.print(f"  features: {groups}; set '{s.feature_set}' → {s.n_features:,} inputs")
+        self.print(f"  train {s.train_rows:,} / valid {s.valid_rows:,}")
+
+    def on_LRFinderReady(self, event: LRFinderReady) -> None:
+        listed = "  ".join(f"{name} {lr:.2e}" for name, lr in event.suggestions.items())
+        self.print(f"LR finder ({len(event.lrs)} points): {listed}")
+
+    def on_EpochEnded(self, event: EpochEnded) -> None:
+        if event.epoch == 1:
+            self.print(f"{'epoch':>5} {'train_loss':>10} {'valid_loss':>10} {'accuracy':>9} {'error':>7} {'time':>6}")
+        self.print(f"{event.epoch:>5} {event.train_loss:>10.4f} {event.valid_loss:>10.4f} {event.accuracy:>9.4f} "
+                   f"{event.error_rate:>7.4f} {event.seconds:>5.1f}s")
+
+    def on_RunFinished(self, event: RunFinished) -> None:
+        e, r = event.evaluation, event.record
+        self.print(f"Valid accuracy {e.accuracy:.2%} (95% CI {e.ci_low:.1%}–{e.ci_high:.1%}, n={e.n_valid}), "
+                   f"error rate {e.error_rate:.2%}, lwlrap {e.lwlrap:.3f}")
+        self.print(f"  random {e.random_baseline:.2%} · majority class {e.majority_baseline:.2%} · "
+                   f"{e.improvement_over_random:.0f}× random · train accuracy {e.train_accuracy:.2%}")
+        for note in e.diagnosis:
+            self.print(f"  {note}")
+        if e.confused_pairs:
+            pairs = "; ".join(f"{t} → {p} ×{n}" for t, p, n in e.confused_pairs[:5])
+            self.print(f"  most confused: {pairs}")
+        for fname, true, predicted, confidence in e.misclassified[:5]:
+            self.print(f"  {fname}: {true} predicted as {predicted} ({confidence:.0%})")
+        self.print(f"Saved model {r.model_path}\n      results {r.results_csv} ({r.num_params:,} parameters, "
+                   f"fit {r.train_seconds:.1f} s)")
+
+    def on_RunFailed(self, event: RunFailed) -> None:
+        self.print("Run failed (recorded in the history).")
+
+    def on_RunCancelled(self, event: RunCancelled) -> None:
+        self.print(f"Run cancelled after {event.epochs_done} epochs (recorded in the history).")
+
+
+def cancel_on_signals(cancel: threading.Event) -> None:
+    """First Ctrl-C / SIGTERM stops the run at the next batch and records it; a second one exits at once."""
+    def handle(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from engine.pipeline import Session
+    config = config_from_args(args)
+    printer = ConsolePrinter()
+    if config.lr is not None and lr_warning(config.lr):
+        printer.print(f"warning: {lr_warning(config.lr)}")
+    cancel = threading.Event()
+    cancel_on_signals(cancel)
+    session = Session(printer, models_dir=args.models_dir, results_dir=args.results_dir)
+    session.train(config, cancel=cancel)
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from engine.demo import generate_demo
+    out = Path(args.out)
+    if (out / "embeddings.csv").exists() and not args.force:
+        print(f"Demo data already in {out}/ (use --force to write it again).")
+        return 0
+    files = generate_demo(out, seed=args.seed)
+    print(f"Wrote demo data: {files.embeddings}, {files.tabular}, {files.test_embeddings}, {files.test_tabular}")
+    return 0
+
+
+def command_results(args: argparse.Namespace) -> int:
+    from engine.results import export_table, load_history
+    history = load_history(args.results_dir)
+    for warning in history.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.export:
+        export_table(history.records, Path(args.export), "markdown" if args.export.endswith(".md") else "csv")
+        print(f"Wrote {len(history.records)} runs to {args.export}")
+        return 0
+    print(f"{'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} {'95% CI':>13}")
+    for r in history.records:
+        m = r.metrics
+        ci = f"{m['ci_low']:.1%}–{m['ci_high']:.1%}" if "ci_low" in m else ""
+        accuracy = f"{m['val_accuracy']:.2%}" if "val_accuracy" in m else "-"
+        lr = r.config.get("lr")
+        print(f"{r.created:<19} {r.status:<9} {r.approach:<28} {lr if lr is None else format(lr, '.2e'):>8} "
+              f"{r.config.get('epochs', ''):>3} {accuracy:>9} {ci:>13}")
+    return 0
+
+
+def build_parser(with_app: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vggtab", description="Train and compare audio classifiers on VGGish embeddings + spectral "
+        "feature tables. With no command, opens the terminal app on the demo data or the given files.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if with_app:
+        app = commands.add_parser("app", help="open the terminal app (the default)")
+        add_data_arguments(app)
+    run = commands.add_parser("run", help="headless run: dataset summary, LR finder, training, evaluation, save")
+    add_data_arguments(run)
+    add_run_arguments(run)
+    demo = commands.add_parser("demo", help=f"write the built-in synthetic demo data to {DEMO_DIR}/")
+    demo.add_argument("--out", default=str(DEMO_DIR), help=f"folder (default: {DEMO_DIR})")
+    demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    demo.add_argument("--force", action="store_true", help="overwrite existing demo files")
+    results = commands.add_parser("results", help="list every recorded run, or export the table")
+    results.add_argument("--results-dir", default="results", metavar="DIR")
+    results.add_argument("--export", metavar="PATH", help="write the table to PATH (.csv or .md)")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": command_run, "demo": command_demo, "results": command_results}
+
+
+def main(argv: list[str] | None = None, launch_app: Callable[[argparse.Namespace], int] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(with_app=launch_app is not None)
+    if launch_app is not None and (not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["app", *argv]
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        if args.command == "app":
+            return launch_app(args)
+        return COMMANDS[args.command](args)
+    except Cancelled:
+        return EXIT_CANCELLED
+    except VggtabError as error:
+        print(f"vggtab: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("vggtab: interrupted.", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

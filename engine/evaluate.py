@@ -1,0 +1,101 @@
+"""Evaluation: accuracy with its interval, baselines, per-class results, confusions and a plain-words diagnosis."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.stats import lwlrap, wilson_interval
+
+OVERFIT_GAP = 0.15  # train − valid accuracy above this reads as overfitting
+NEAR_RANDOM = 2.0  # accuracy below this multiple of random reads as "did not learn"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    error_rate: float
+    ci_low: float
+    ci_high: float
+    n_valid: int
+    random_baseline: float
+    majority_baseline: float
+    improvement_over_random: float
+    train_accuracy: float
+    lwlrap: float
+    per_class: dict[str, float]
+    confused_pairs: list[tuple[str, str, int]]  # (true, predicted, count), most frequent first
+    misclassified: list[tuple[str, str, str, float]]  # (fname, true, predicted, confidence)
+    diagnosis: list[str]
+
+    def metrics(self) -> dict:
+        return dict(val_accuracy=self.accuracy, error_rate=self.error_rate, ci_low=self.ci_low,
+                    ci_high=self.ci_high, train_accuracy=self.train_accuracy, random_baseline=self.random_baseline,
+                    majority_baseline=self.majority_baseline, lwlrap=self.lwlrap)
+
+
+def one_hot(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class indices → 0/1 matrix; a 0/1 matrix (multi-label) passes through."""
+    if targets.ndim == 2:
+        return targets > 0.5
+    truth = np.zeros((len(targets), n_classes), bool)
+    truth[np.arange(len(targets)), targets] = True
+    return truth
+
+
+def correct_per_clip(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Single-label: top-1 hit. Multi-label: the top-scored class is one of the clip's labels."""
+    top = probs.argmax(axis=1)
+    if targets.ndim == 2:
+        return targets[np.arange(len(top)), top] > 0.5
+    return top == targets
+
+
+def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np.ndarray,
+             train_targets: np.ndarray, *, classes: tuple[str, ...], valid_keys: np.ndarray,
+             samples: int = 10) -> Evaluation:
+    n_classes = len(classes)
+    correct = correct_per_clip(valid_probs, valid_targets)
+    n_valid = len(correct)
+    accuracy = float(correct.mean()) if n_valid else 0.0
+    ci_low, ci_high = wilson_interval(int(correct.sum()), n_valid)
+    train_accuracy = float(correct_per_clip(train_probs, train_targets).mean()) if len(train_probs) else 0.0
+    random_baseline = 1.0 / n_classes
+    train_truth, valid_truth = one_hot(train_targets, n_classes), one_hot(valid_targets, n_classes)
+    majority = int(train_truth.sum(axis=0).argmax())
+    majority_baseline = float(valid_truth[:, majority].mean()) if n_valid else 0.0
+
+    predicted = valid_probs.argmax(axis=1)
+    true_first = valid_truth.argmax(axis=1)  # a multi-label clip's first label stands for it in confusions
+    per_class = {classes[c]: float(correct[valid_truth[:, c]].mean())
+                 for c in range(n_classes) if valid_truth[:, c].any()}
+    wrong = np.flatnonzero(~correct)
+    pairs = Counter((classes[true_first[i]], classes[predicted[i]]) for i in wrong)
+    confidence = valid_probs[np.arange(n_valid), predicted]
+    most_confident_errors = wrong[np.argsort(-confidence[wrong])][:samples]
+    misclassified = [(str(valid_keys[i]), classes[true_first[i]], classes[predicted[i]], float(confidence[i]))
+                     for i in most_confident_errors]
+    return Evaluation(
+        accuracy=accuracy, error_rate=1 - accuracy, ci_low=ci_low, ci_high=ci_high, n_valid=n_valid,
+        random_baseline=random_baseline, majority_baseline=majority_baseline,
+        improvement_over_random=accuracy / random_baseline, train_accuracy=train_accuracy,
+        lwlrap=lwlrap(valid_truth, valid_probs) if n_valid else 0.0, per_class=per_class,
+        confused_pairs=[(t, p, n) for (t, p), n in pairs.most_common(samples)], misclassified=misclassified,
+        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline))
+
+
+def diagnose(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float) -> list[str]:
+    notes = []
+    if accuracy < NEAR_RANDOM * random_baseline or accuracy <= majority_baseline:
+        notes.append(f"Accuracy {accuracy:.1%} is near the random ({random_baseline:.1%}) or majority-class "
+                     f"({majority_baseline:.1%}) baseline: the model barely learned. If the LR is below 1e-4, "
+                     "raise it (run the LR finder and take 'valley'); if losses grew, lower it.")
+    gap = train_accuracy - accuracy
+    if gap > OVERFIT_GAP:
+        notes.append(f"Train accuracy {train_accuracy:.1%} is {gap:.0%} above valid: overfitting. Try dropout "
+                     "ps 0.5, more weight decay (wd 0.1), fewer epochs, or fewer features (top-K / PCA).")
+    if not notes:
+        notes.append(f"Healthy: {accuracy / random_baseline:.0f}× random, train-valid gap {gap:.0%}.")
+    return notes

@@ -1,0 +1,349 @@
+"""The notebook's workflow end to end, as a Session that both the TUI and the CLI drive.
+
+A Session remembers each step's result under the config fields that step depends on, so the user's loop
+(edit LR → train → compare) reruns only training, and changing the feature set reruns only the features step.
+Every step reports a StageDone event; the run reports progress, then RunFinished / RunFailed / RunCancelled.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from engine import features, labels, load, merge, split
+from engine.audit import audit_features
+from engine.config import FEATURE_GROUPS, RunConfig
+from engine.errors import Cancelled, ConfigError, VggtabError
+from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
+                           RunFinished, RunRecord, StageDone, ignore)
+
+
+def warm_up() -> None:
+    """Import fastai and torch ahead of need (≈3.5 s), e.g. in a background thread while the UI paints."""
+    import engine.model  # noqa: F401  (the import is the work)
+
+
+@dataclass(frozen=True)
+class CleanData:
+    """Merged, audited and label-filtered rows: the same for every feature set, so splits are comparable."""
+
+    merged: merge.Merged
+    audit: object  # engine.audit.Audit
+    labelled: labels.Labelled
+    feature_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    summary: DatasetSummary
+    keys: np.ndarray
+    classes: tuple[str, ...]
+    targets: np.ndarray  # class index per row, or a 0/1 matrix for multi-label
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    split_id: str
+    x_train: np.ndarray
+    x_valid: np.ndarray
+    transform: features.FeatureTransform
+    feature_columns: tuple[str, ...]
+    key_names: tuple[str, ...]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.targets.ndim == 2
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.targets[self.train_idx]
+
+    @property
+    def y_valid(self) -> np.ndarray:
+        return self.targets[self.valid_idx]
+
+
+def data_key(config: RunConfig) -> tuple:
+    return (config.embeddings, config.tabular, config.key, config.bad_rows, config.label_mode)
+
+
+def split_key(config: RunConfig) -> tuple:
+    return data_key(config) + (config.valid_pct, config.split_seed, config.fold, config.n_folds)
+
+
+def features_key(config: RunConfig) -> tuple:
+    return split_key(config) + (config.prefixes, config.select_k, config.select_method, config.pca)
+
+
+def model_key(config: RunConfig) -> tuple:
+    return features_key(config) + (config.model, config.layers, config.ps, config.wd, config.bs, config.seed,
+                                   config.sampling)
+
+
+def file_stamp(path: str) -> tuple:
+    try:
+        stat = Path(path).stat()
+        return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return (path,)  # load_table raises the specific error
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+class Session:
+    def __init__(self, report: Reporter = ignore, *, models_dir: str | Path = "models",
+                 results_dir: str | Path = "results", cache_dir: str | Path | None = None):
+        self.report = report
+        self.models_dir, self.results_dir = Path(models_dir), Path(results_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._clean: dict[tuple, CleanData] = {}
+        self._prepared: dict[tuple, Prepared] = {}
+        self._lr: dict[tuple, LRFinderReady] = {}
+        self._lock = threading.Lock()  # one step at a time: the caches are shared by UI workers
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def _stage(self, stage: str, started: float, detail: str) -> None:
+        self.report(StageDone(stage=stage, seconds=time.perf_counter() - started, detail=detail))
+
+    def _load(self, path: str, role: str) -> load.Table:
+        started = time.perf_counter()
+        table = load.load_table(path, cache_dir=self.cache_dir)
+        source = "Parquet cache" if table.from_cache else "CSV" if str(path).lower().endswith(".csv") else "file"
+        self._stage("load", started, f"{role}: {len(table.frame):,} rows × {table.frame.shape[1]:,} columns "
+                                     f"from {source}")
+        return table
+
+    def clean_data(self, config: RunConfig) -> CleanData:
+        key = data_key(config) + (file_stamp(config.embeddings), file_stamp(config.tabular))
+        if key not in self._clean:
+            self._clean = {key: self._build_clean(config)}  # keep one dataset in memory, not every one seen
+        return self._clean[key]
+
+    def _build_clean(self, config: RunConfig) -> CleanData:
+        embeddings = self._load(config.embeddings, "embeddings")
+        tabular = self._load(config.tabular, "tabular")
+        started = time.perf_counter()
+        merged = merge.merge_tables(embeddings.frame, tabular.frame, embeddings_path=config.embeddings,
+                                    tabular_path=config.tabular, key=config.key)
+        self._stage("merge", started, f"{merged.matched:,} matched; {merged.unmatched_embeddings:,} embeddings "
+                                      f"and {merged.unmatched_tabular:,} tabular rows unmatched")
+        started = time.perf_counter()
+        columns = [c for c in merged.frame.columns if c not in ("fname", "labels")]
+        audit = audit_features(merged.frame, columns, key="fname", policy=config.bad_rows)
+        verb = "dropped" if config.bad_rows == "drop" else "to impute"
+        self._stage("audit", started, f"{len(audit.bad_rows)} rows with NaN/inf {verb}; "
+                                      f"{len(audit.constant_columns)} constant columns")
+        started = time.perf_counter()
+        labelled = labels.filter_labels(audit.frame, mode=config.label_mode)
+        self._stage("labels", started, f"{len(labelled.frame):,} rows kept ({config.label_mode}-label), "
+                                       f"{len(labelled.classes)} classes")
+        feature_columns = tuple(c for c in columns if c in audit.frame.columns)
+        return CleanData(merged=merged, audit=audit, labelled=labelled, feature_columns=feature_columns)
+
+    def prepare(self, config: RunConfig) -> Prepared:
+        """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised."""
+        with self._lock:
+            key = features_key(config) + (file_stamp(config.embeddings), file_stamp(config.tabular))
+            if key not in self._prepared:
+                # Keep the prepared feature sets of this dataset only: each holds a copy of the features.
+                same_data = len(data_key(config))
+                self._prepared = {k: v for k, v in self._prepared.items() if k[:same_data] == key[:same_data]}
+                self._prepared[key] = self._build_prepared(config)
+            prepared = self._prepared[key]
+        self.report(DatasetSummarised(prepared.summary))
+        return prepared
+
+    def _build_prepared(self, config: RunConfig) -> Prepared:
+        clean = self.clean_data(config)
+        frame = clean.labelled.frame
+        classes = clean.labelled.classes
+        keys = frame["fname"].to_numpy(dtype=str)
+        row_labels = [labels.split_labels(text) for text in frame["labels"]]
+        index = {name: i for i, name in enumerate(classes)}
+        if config.label_mode == "multi":
+            targets = np.zeros((len(frame), len(classes)), np.float32)
+            for row, names in enumerate(row_labels):
+                targets[row, [index[n] for n in names]] = 1.0
+            stratify_on = row_labels
+        else:
+            targets = np.array([index[names[0]] for names in row_labels], np.int64)
+            stratify_on = np.array([names[0] for names in row_labels])
+
+        started = time.perf_counter()
+        if config.fold is None:
+            chosen = split.holdout_split(stratify_on, valid_pct=config.valid_pct, seed=config.split_seed)
+        else:
+            chosen = split.kfold_split(stratify_on, n_folds=config.n_folds, fold=config.fold,
+                                       seed=config.split_seed)
+        split_note = f"; {'; '.join(chosen.notes)}" if chosen.notes else ""
+        self._stage("split", started, f"{len(chosen.train_idx):,} train / {len(chosen.valid_idx):,} valid"
+                                      f"{split_note}")
+
+        started = time.perf_counter()
+        columns = features.select_columns(clean.feature_columns, config.prefixes)
+        first_label = np.array([index[names[0]] for names in row_labels], np.int64)
+        train_rows, valid_rows = frame.iloc[chosen.train_idx], frame.iloc[chosen.valid_idx]
+        transform = features.FeatureTransform(columns, impute=config.bad_rows == "impute",
+                                              select_k=config.select_k, select_method=config.select_method,
+                                              pca=config.pca, seed=config.split_seed)
+        transform.fit(train_rows, first_label[chosen.train_idx])
+        x_train, x_valid = transform.transform(train_rows), transform.transform(valid_rows)
+        self._stage("features", started, f"{config.features}: {len(columns):,} columns → "
+                                         f"{x_train.shape[1]:,} model inputs")
+        summary = self._summary(config, clean, chosen, columns, x_train.shape[1])
+        return Prepared(summary=summary, keys=keys, classes=classes, targets=targets,
+                        train_idx=np.asarray(chosen.train_idx), valid_idx=np.asarray(chosen.valid_idx),
+                        split_id=split.split_id(keys[chosen.valid_idx]), x_train=x_train, x_valid=x_valid,
+                        transform=transform, feature_columns=tuple(columns),
+                        key_names=(clean.merged.key,))
+
+    def _summary(self, config: RunConfig, clean: CleanData, chosen, columns, n_inputs: int) -> DatasetSummary:
+        merged, audit, labelled = clean.merged, clean.audit, clean.labelled
+        dropped = tuple(audit.bad_rows) if config.bad_rows == "drop" else ()
+        imputed = tuple(audit.bad_rows) if config.bad_rows == "impute" else ()
+        empty = tuple((k, "no labels") for k in labelled.dropped_empty)
+        return DatasetSummary(
+            embeddings_path=config.embeddings, tabular_path=config.tabular, key=merged.key,
+            rows_embeddings=merged.rows_embeddings, rows_tabular=merged.rows_tabular, matched=merged.matched,
+            unmatched_embeddings=merged.unmatched_embeddings, unmatched_tabular=merged.unmatched_tabular,
+            unmatched_examples=tuple(merged.unmatched_examples), dropped=dropped + empty, imputed=imputed,
+            warnings=tuple(merged.warnings) + tuple(audit.warnings) + tuple(labelled.warnings)
+            + tuple(chosen.notes),
+            label_counts=dict(labelled.label_counts), label_mode=config.label_mode,
+            kept_rows=len(labelled.frame), n_classes=len(labelled.classes),
+            class_sizes=dict(labelled.class_sizes), feature_groups=features.group_counts(clean.feature_columns),
+            feature_set=config.features, n_features=n_inputs, train_rows=len(chosen.train_idx),
+            valid_rows=len(chosen.valid_idx))
+
+    # -- model --------------------------------------------------------------------------------------------
+    def _learner(self, config: RunConfig, prepared: Prepared):
+        from engine import model
+        model.set_threads(config.threads)
+        return model.build_learner(
+            prepared.x_train, prepared.y_train, prepared.x_valid, prepared.y_valid,
+            n_classes=len(prepared.classes), layers=config.layers, ps=config.ps, wd=config.wd, bs=config.bs,
+            seed=config.seed, sampling=config.sampling, multi_label=prepared.multi_label)
+
+    def find_lr(self, config: RunConfig) -> LRFinderReady:
+        """fastai's LR finder on this config's data and model; cached until either changes."""
+        from engine.lr_find import find_lr
+        prepared = self.prepare(config)
+        key = model_key(config)
+        if key not in self._lr:
+            if config.model != "mlp":
+                raise ConfigError(f"The LR finder applies to the neural network, not to model={config.model}.")
+            check_batch_size(config, prepared)
+            started = time.perf_counter()
+            self._lr[key] = find_lr(self._learner(config, prepared))
+            self._stage("lr_find", started, ", ".join(f"{k} {v:.2g}" for k, v in self._lr[key].suggestions.items()))
+        self.report(self._lr[key])
+        return self._lr[key]
+
+    def train(self, config: RunConfig, cancel: threading.Event | None = None) -> RunRecord:
+        """One full run; reports progress and exactly one of RunFinished / RunFailed / RunCancelled."""
+        run = RunStarted(config)
+        try:
+            prepared = self.prepare(config)
+            check_batch_size(config, prepared)
+            if config.lr is None:
+                from engine.lr_find import pick_lr
+                run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)
+            else:
+                run.lr, run.lr_source = config.lr, "set by the user"
+            return self._fit_and_save(config, prepared, run, cancel)
+        except Cancelled as stop:
+            epochs_done = stop.args[0] if stop.args else 0
+            record = run.record("cancelled", history=stop.args[1] if len(stop.args) > 1 else (),
+                                message=f"Cancelled after {epochs_done} of {config.epochs} epochs.")
+            self._append(record)
+            self.report(RunCancelled(epochs_done=epochs_done, record=record))
+            raise
+        except VggtabError as error:
+            record = run.record("failed", message=str(error))
+            self._append(record)
+            self.report(RunFailed(message=str(error), record=record))
+            raise
+
+    def _fit_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
+                      cancel: threading.Event | None) -> RunRecord:
+        from engine import model, results
+        from engine.evaluate import evaluate
+        from engine.train import check_finite_inputs, fit
+
+        check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
+        check_finite_inputs(prepared.x_valid, prepared.keys[prepared.valid_idx], "valid")
+        learner = self._learner(config, prepared)
+        started = time.perf_counter()
+        history = fit(learner, epochs=config.epochs, lr=run.lr, report=self.report, cancel=cancel,
+                      multi_label=prepared.multi_label)
+        train_seconds = time.perf_counter() - started
+        self._stage("fit", started, f"{config.epochs} epochs at LR {run.lr:.3g}")
+
+        started = time.perf_counter()
+        valid_probs = model.predict_proba(learner.model, prepared.x_valid, multi_label=prepared.multi_label)
+        train_probs = model.predict_proba(learner.model, prepared.x_train, multi_label=prepared.multi_label)
+        evaluation = evaluate(valid_probs, prepared.y_valid, train_probs, prepared.y_train,
+                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx])
+        self._stage("evaluate", started, f"valid accuracy {evaluation.accuracy:.1%} "
+                                         f"[{evaluation.ci_low:.1%}, {evaluation.ci_high:.1%}]")
+
+        started = time.perf_counter()
+        model_path = self.models_dir / f"{safe_name(config.approach)}_{run.stamp}.pkl"
+        learner.vggtab = model.ModelInfo(classes=prepared.classes, feature_columns=prepared.feature_columns,
+                                         transform=prepared.transform, label_mode=config.label_mode,
+                                         key_names=prepared.key_names, config=config.to_dict())
+        results.export_model(learner, model_path)
+        results.save_predictions(self.results_dir, run.run_id, prepared.keys[prepared.valid_idx],
+                                 prepared.classes, valid_probs, prepared.y_valid)
+        metrics = evaluation.metrics() | dataset_metrics(prepared) | {"learning_rate": run.lr,
+                                                                       "lr_source": run.lr_source}
+        record = run.record("finished", metrics=metrics, history=history, train_seconds=train_seconds,
+                            num_params=model.count_params(learner), model_path=str(model_path),
+                            split_id=prepared.split_id)
+        results_csv, _ = results.write_run_csvs(self.results_dir, record)
+        record = replace(record, results_csv=str(results_csv))
+        self._append(record)
+        self._stage("save", started, f"model {model_path}; results {results_csv}")
+        self.report(RunFinished(record=record, evaluation=evaluation))
+        return record
+
+    def _append(self, record: RunRecord) -> None:
+        from engine import results
+        results.append_record(self.results_dir, record)
+
+
+class RunStarted:
+    """What is known about a run from its start: id, timestamps and the LR once chosen."""
+
+    def __init__(self, config: RunConfig):
+        from engine.results import new_run_id, timestamp
+        self.config, self.run_id, self.stamp = config, new_run_id(), timestamp()
+        self.created = datetime.now().isoformat(timespec="seconds")
+        self.lr: float | None = None
+        self.lr_source = ""
+
+    def record(self, status: str, **fields) -> RunRecord:
+        config = self.config.to_dict() | ({"lr": self.lr} if self.lr is not None else {})
+        return RunRecord(run_id=self.run_id, created=self.created, status=status, approach=self.config.approach,
+                         config=config, **{k: tuple(v) if k == "history" else v for k, v in fields.items()})
+
+
+def dataset_metrics(prepared: Prepared) -> dict:
+    columns = prepared.feature_columns
+    return dict(num_classes=len(prepared.classes), train_samples=len(prepared.train_idx),
+                val_samples=len(prepared.valid_idx),
+                vggish_features=sum(c.startswith(FEATURE_GROUPS["emb"]) for c in columns),
+                tabular_features=sum(not c.startswith(FEATURE_GROUPS["emb"]) for c in columns),
+                n_features=int(prepared.x_train.shape[1]))
+
+
+def check_batch_size(config: RunConfig, prepared: Prepared) -> None:
+    if config.bs > len(prepared.train_idx):
+        raise ConfigError(f"Batch size {config.bs} is larger than the {len(prepared.train_idx)} train rows.",
+                          hint=f"Use a batch size of at most {len(prepared.train_idx)} (64 is the default).")

@@ -1,0 +1,113 @@
+"""Training: `fit_one_cycle` with small callbacks for progress events, the NaN guard and cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback, CancelFitException
+from fastai.learner import Learner
+
+from engine.errors import Cancelled, TrainingDiverged
+from engine.events import BatchEnded, EpochEnded, Reporter
+from engine.stats import lwlrap
+
+
+class ReportProgress(Callback):
+    """Sends BatchEnded after every training batch and EpochEnded once fastai's Recorder has the epoch's metrics."""
+
+    order = 60  # after Recorder (50), whose values this reads
+
+    def __init__(self, report: Reporter, multi_label: bool):
+        self.report, self.multi_label = report, multi_label
+        self.history: list[dict] = []
+
+    def before_fit(self):
+        self.fit_start = time.perf_counter()
+
+    def before_epoch(self):
+        self.epoch_start = time.perf_counter()
+
+    def after_batch(self):
+        if self.training:
+            self.report(BatchEnded(epoch=self.epoch, n_epochs=self.n_epoch, batch=self.iter + 1,
+                                   n_batches=self.n_iter, elapsed=time.perf_counter() - self.fit_start))
+
+    def after_epoch(self):
+        values = self.recorder.values[-1]
+        train_loss, valid_loss = float(values[0]), float(values[1])
+        accuracy = float(values[2])  # accuracy_multi for multi-label runs
+        epoch_lwlrap = self.valid_lwlrap() if self.multi_label else None
+        row = dict(epoch=self.epoch + 1, train_loss=train_loss, valid_loss=valid_loss, accuracy=accuracy,
+                   error_rate=1 - accuracy, seconds=time.perf_counter() - self.epoch_start)
+        if epoch_lwlrap is not None:
+            row["lwlrap"] = epoch_lwlrap
+        self.history.append(row)
+        self.report(EpochEnded(n_epochs=self.n_epoch, **row))
+
+    def valid_lwlrap(self) -> float:
+        valid = self.dls.valid
+        self.model.eval()
+        with torch.no_grad():
+            scores = self.model(valid.no_cat, valid.x).numpy()
+        return lwlrap(valid.y.numpy() > 0.5, scores)
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops at the first NaN/inf loss instead of training 20 epochs of NaN, and says why."""
+
+    order = 5
+
+    def __init__(self, lr: float):
+        self.lr = lr
+
+    def after_loss(self):
+        if not torch.isfinite(self.loss):
+            where = f"epoch {self.epoch + 1}, batch {self.iter + 1}"
+            raise TrainingDiverged(
+                f"The loss became {float(self.loss)} at {where} with LR {self.lr:.3g}; training was stopped.",
+                hint=diverged_hint(self.xb[1], self.lr))
+
+
+def diverged_hint(x_batch: torch.Tensor, lr: float) -> str:
+    if not torch.isfinite(x_batch).all():
+        return ("This batch holds NaN/inf features, which the audit should have removed: rerun with bad rows "
+                "dropped (the default) and check the dataset panel's dropped rows.")
+    return (f"The inputs are finite, so the LR is the likely cause: run the LR finder and pick 'valley', or try "
+            f"{lr / 10:.2g}.")
+
+
+class StopOnCancel(Callback):
+    """Cancellation between batches: the UI sets the event, the next batch boundary stops the fit."""
+
+    order = 0
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+
+    def before_batch(self):
+        if self.cancel.is_set():
+            raise CancelFitException()
+
+
+def fit(learner: Learner, *, epochs: int, lr: float, report: Reporter, cancel: threading.Event | None = None,
+        multi_label: bool = False) -> list[dict]:
+    """fit_one_cycle(epochs, lr); returns the per-epoch history. Raises TrainingDiverged or Cancelled."""
+    cancel = cancel or threading.Event()
+    progress = ReportProgress(report, multi_label)
+    with learner.no_logging():
+        learner.fit_one_cycle(epochs, lr, cbs=[progress, StopOnNonFiniteLoss(lr), StopOnCancel(cancel)])
+    if cancel.is_set():
+        raise Cancelled(len(progress.history), progress.history)
+    return progress.history
+
+
+def check_finite_inputs(x: np.ndarray, keys: np.ndarray, where: str) -> None:
+    """Defence in depth behind the audit: no NaN/inf feature may reach the model."""
+    rows = [str(k) for k in keys[~np.isfinite(x).all(axis=1)][:5]]
+    if rows:
+        raise TrainingDiverged(f"The {where} features hold NaN/inf values in rows {', '.join(rows)}.",
+                               hint="Drop those rows (bad_rows=drop) or impute them (bad_rows=impute).")
+
