@@ -111,7 +111,8 @@ def build_learner(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray,
     opt_func = partial(OptimWrapper, opt=partial(torch.optim.AdamW, eps=1e-5, foreach=True))
     learner = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, metrics=metrics, wd=wd,
                       path=tempfile.gettempdir())
-    learner.remove_cbs([cb for cb in learner.cbs if type(cb).__name__ == "ProgressCallback"])
+    # The batches are tensors already and progress is reported by engine.train: drop those per-batch costs.
+    learner.remove_cbs([cb for cb in learner.cbs if type(cb).__name__ in ("ProgressCallback", "CastToTensor")])
     return learner
 
 

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import torch
+import fastai.callback.schedule  # noqa: F401  (patches Learner.fit_one_cycle)
 from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner
 
@@ -15,13 +16,14 @@ from engine.events import BatchEnded, EpochEnded, Reporter
 from engine.stats import lwlrap
 
 
-class ReportProgress(Callback):
-    """Sends BatchEnded after every training batch and EpochEnded once fastai's Recorder has the epoch's metrics."""
+class RunMonitor(Callback):
+    """Progress events, the NaN guard and cancellation in one callback (fastai dispatches every event to every
+    callback, so one callback costs less per batch than three)."""
 
-    order = 60  # after Recorder (50), whose values this reads
+    order = 60  # after Recorder (50), whose epoch values this reads
 
-    def __init__(self, report: Reporter, multi_label: bool):
-        self.report, self.multi_label = report, multi_label
+    def __init__(self, report: Reporter, cancel: threading.Event, lr: float, multi_label: bool):
+        self.report, self.cancel, self.lr, self.multi_label = report, cancel, lr, multi_label
         self.history: list[dict] = []
 
     def before_fit(self):
@@ -30,6 +32,17 @@ class ReportProgress(Callback):
     def before_epoch(self):
         self.epoch_start = time.perf_counter()
 
+    def before_batch(self):
+        if self.cancel.is_set():
+            raise CancelFitException()
+
+    def after_loss(self):
+        if not torch.isfinite(self.loss):
+            where = f"epoch {self.epoch + 1}, batch {self.iter + 1}"
+            raise TrainingDiverged(
+                f"The loss became {float(self.loss)} at {where} with LR {self.lr:.3g}; training was stopped.",
+                hint=diverged_hint(self.xb[1], self.lr))
+
     def after_batch(self):
         if self.training:
             self.report(BatchEnded(epoch=self.epoch, n_epochs=self.n_epoch, batch=self.iter + 1,
@@ -37,13 +50,11 @@ class ReportProgress(Callback):
 
     def after_epoch(self):
         values = self.recorder.values[-1]
-        train_loss, valid_loss = float(values[0]), float(values[1])
         accuracy = float(values[2])  # accuracy_multi for multi-label runs
-        epoch_lwlrap = self.valid_lwlrap() if self.multi_label else None
-        row = dict(epoch=self.epoch + 1, train_loss=train_loss, valid_loss=valid_loss, accuracy=accuracy,
-                   error_rate=1 - accuracy, seconds=time.perf_counter() - self.epoch_start)
-        if epoch_lwlrap is not None:
-            row["lwlrap"] = epoch_lwlrap
+        row = dict(epoch=self.epoch + 1, train_loss=float(values[0]), valid_loss=float(values[1]),
+                   accuracy=accuracy, error_rate=1 - accuracy, seconds=time.perf_counter() - self.epoch_start)
+        if self.multi_label:
+            row["lwlrap"] = self.valid_lwlrap()
         self.history.append(row)
         self.report(EpochEnded(n_epochs=self.n_epoch, **row))
 
@@ -55,22 +66,6 @@ class ReportProgress(Callback):
         return lwlrap(valid.y.numpy() > 0.5, scores)
 
 
-class StopOnNonFiniteLoss(Callback):
-    """Stops at the first NaN/inf loss instead of training 20 epochs of NaN, and says why."""
-
-    order = 5
-
-    def __init__(self, lr: float):
-        self.lr = lr
-
-    def after_loss(self):
-        if not torch.isfinite(self.loss):
-            where = f"epoch {self.epoch + 1}, batch {self.iter + 1}"
-            raise TrainingDiverged(
-                f"The loss became {float(self.loss)} at {where} with LR {self.lr:.3g}; training was stopped.",
-                hint=diverged_hint(self.xb[1], self.lr))
-
-
 def diverged_hint(x_batch: torch.Tensor, lr: float) -> str:
     if not torch.isfinite(x_batch).all():
         return ("This batch holds NaN/inf features, which the audit should have removed: rerun with bad rows "
@@ -79,29 +74,16 @@ def diverged_hint(x_batch: torch.Tensor, lr: float) -> str:
             f"{lr / 10:.2g}.")
 
 
-class StopOnCancel(Callback):
-    """Cancellation between batches: the UI sets the event, the next batch boundary stops the fit."""
-
-    order = 0
-
-    def __init__(self, cancel: threading.Event):
-        self.cancel = cancel
-
-    def before_batch(self):
-        if self.cancel.is_set():
-            raise CancelFitException()
-
-
 def fit(learner: Learner, *, epochs: int, lr: float, report: Reporter, cancel: threading.Event | None = None,
         multi_label: bool = False) -> list[dict]:
     """fit_one_cycle(epochs, lr); returns the per-epoch history. Raises TrainingDiverged or Cancelled."""
     cancel = cancel or threading.Event()
-    progress = ReportProgress(report, multi_label)
+    monitor = RunMonitor(report, cancel, lr, multi_label)
     with learner.no_logging():
-        learner.fit_one_cycle(epochs, lr, cbs=[progress, StopOnNonFiniteLoss(lr), StopOnCancel(cancel)])
+        learner.fit_one_cycle(epochs, lr, cbs=[monitor])
     if cancel.is_set():
-        raise Cancelled(len(progress.history), progress.history)
-    return progress.history
+        raise Cancelled(len(monitor.history), monitor.history)
+    return monitor.history
 
 
 def check_finite_inputs(x: np.ndarray, keys: np.ndarray, where: str) -> None:
