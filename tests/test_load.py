@@ -1,0 +1,176 @@
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import InputError
+from engine.load import load_table
+
+
+def write_csv(path, text: str):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    return write_csv(tmp_path / "emb.csv", "fname,labels,emb_0,emb_1\n00044347.wav,Bark,1,2.5\nb.wav,\"Bark,Growl\",3,\n")
+
+
+def test_csv_keeps_keys_and_labels_as_text_and_parses_numbers(csv_file, tmp_path):
+    table = load_table(csv_file, cache_dir=tmp_path / "cache")
+    frame = table.frame
+    assert list(frame.columns) == ["fname", "labels", "emb_0", "emb_1"]
+    assert list(frame["fname"]) == ["00044347.wav", "b.wav"]
+    assert list(frame["labels"]) == ["Bark", "Bark,Growl"]
+    assert frame["emb_0"].tolist() == [1, 3]
+    assert frame["emb_1"].iloc[0] == 2.5 and np.isnan(frame["emb_1"].iloc[1])
+    assert table.path == str(csv_file) and not table.from_cache
+
+
+def test_numeric_looking_keys_keep_their_leading_zeros(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "file,stft_mean_0\n00012,1.0\n00013,2.0\n")
+    assert list(load_table(path, cache_dir=tmp_path / "c").frame["file"]) == ["00012", "00013"]
+
+
+def test_second_load_comes_from_cache_with_equal_frame(csv_file, tmp_path):
+    cache = tmp_path / "cache"
+    first = load_table(csv_file, cache_dir=cache)
+    second = load_table(csv_file, cache_dir=cache)
+    assert second.from_cache
+    pd.testing.assert_frame_equal(first.frame, second.frame)
+    assert len(list(cache.glob("*.parquet"))) == 1
+    assert not list(cache.glob("*.tmp"))
+
+
+def test_cache_dir_defaults_to_environment_variable(csv_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGTAB_CACHE_DIR", str(tmp_path / "envcache"))
+    load_table(csv_file)
+    assert load_table(csv_file).from_cache
+    assert len(list((tmp_path / "envcache").glob("*.parquet"))) == 1
+
+
+def test_changed_file_misses_cache_and_replaces_stale_entry(csv_file, tmp_path):
+    cache = tmp_path / "cache"
+    load_table(csv_file, cache_dir=cache)
+    write_csv(csv_file, "fname,labels,emb_0\nz.wav,Purr,9\n")
+    os.utime(csv_file, ns=(1, 1))  # a different mtime even on coarse-clock file systems
+    reloaded = load_table(csv_file, cache_dir=cache)
+    assert not reloaded.from_cache
+    assert list(reloaded.frame["fname"]) == ["z.wav"]
+    assert len(list(cache.glob("*.parquet"))) == 1
+
+
+def test_corrupt_cache_is_ignored_and_rewritten(csv_file, tmp_path):
+    cache = tmp_path / "cache"
+    expected = load_table(csv_file, cache_dir=cache).frame
+    (cached_file,) = cache.glob("*.parquet")
+    cached_file.write_bytes(b"PAR1 not really parquet")
+    again = load_table(csv_file, cache_dir=cache)
+    assert not again.from_cache
+    pd.testing.assert_frame_equal(again.frame, expected)
+    assert load_table(csv_file, cache_dir=cache).from_cache
+
+
+def test_unwritable_cache_dir_still_loads(csv_file, tmp_path):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    assert len(load_table(csv_file, cache_dir=blocker / "cache").frame) == 2
+
+
+def test_parquet_by_content_even_with_csv_extension(tmp_path):
+    frame = pd.DataFrame({"file": ["a.wav", "b.wav"], "mel_mean_0": [0.5, 1.5]})
+    path = tmp_path / "tabular.csv"
+    frame.to_parquet(path)
+    table = load_table(path, cache_dir=tmp_path / "c")
+    assert list(table.frame["file"]) == ["a.wav", "b.wav"]
+    assert table.frame["mel_mean_0"].tolist() == [0.5, 1.5]
+
+
+def test_parquet_key_saved_as_index_becomes_a_column(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"fname": ["a.wav"], "emb_0": [3.0]}).set_index("fname").to_parquet(path)
+    assert list(load_table(path).frame.columns) == ["fname", "emb_0"]
+
+
+def test_semicolon_and_tab_separated_files_are_read(tmp_path):
+    semi = write_csv(tmp_path / "semi.csv", "fname;emb_0\na.wav;1\n")
+    tab = write_csv(tmp_path / "tab.tsv", "fname\temb_0\na.wav\t1\n")
+    for path in (semi, tab):
+        assert list(load_table(path, cache_dir=tmp_path / "c").frame.columns) == ["fname", "emb_0"]
+
+
+def error_for(path, tmp_path) -> str:
+    with pytest.raises(InputError) as caught:
+        load_table(path, cache_dir=tmp_path / "cache")
+    return str(caught.value)
+
+
+def test_missing_path(tmp_path):
+    message = error_for(tmp_path / "nope.csv", tmp_path)
+    assert "nope.csv does not exist" in message
+
+
+def test_directory(tmp_path):
+    assert "is a directory" in error_for(tmp_path, tmp_path)
+
+
+def test_empty_and_blank_files(tmp_path):
+    assert "is empty" in error_for(write_csv(tmp_path / "e.csv", ""), tmp_path)
+    assert "is empty" in error_for(write_csv(tmp_path / "b.csv", "\n  \n"), tmp_path)
+
+
+def test_header_without_rows(tmp_path):
+    assert "header but no rows" in error_for(write_csv(tmp_path / "h.csv", "fname,emb_0\n"), tmp_path)
+
+
+def test_pickle_is_named_with_what_to_do(tmp_path):
+    path = tmp_path / "features.csv"
+    path.write_bytes(pickle.dumps(pd.DataFrame({"a": [1]})))
+    message = error_for(path, tmp_path)
+    assert "features.csv" in message and "pickle" in message and "to_csv" in message
+
+
+def test_other_binary_files(tmp_path):
+    gz = tmp_path / "a.csv"
+    gz.write_bytes(b"\x1f\x8b\x08\x00rest")
+    assert "gunzip" in error_for(gz, tmp_path)
+    blob = tmp_path / "b.csv"
+    blob.write_bytes(b"abc\x00\x01\x02def")
+    assert "binary data" in error_for(blob, tmp_path)
+
+
+def test_parquet_extension_without_parquet_content(tmp_path):
+    assert "not one" in error_for(write_csv(tmp_path / "x.parquet", "a,b\n1,2\n"), tmp_path)
+
+
+def test_damaged_parquet(tmp_path):
+    path = tmp_path / "x.parquet"
+    path.write_bytes(b"PAR1" + b"garbage" * 10)
+    assert "damaged Parquet" in error_for(path, tmp_path)
+
+
+def test_broken_line_is_named_counting_blank_lines(tmp_path):
+    text = "fname,labels,emb_0\na.wav,Bark,1\n\nb.wav,Bark\nc.wav,Bark,3\n"
+    message = error_for(write_csv(tmp_path / "broken.csv", text), tmp_path)
+    assert "broken.csv line 4" in message and "expected 3 columns, got 2" in message
+
+
+def test_broken_line_deep_in_a_multi_block_file(tmp_path):
+    rows = "".join(f"k{i}.wav,{i}\n" for i in range(50_000))
+    text = "fname,emb_0\n" + rows + "bad.wav,1,2\n"
+    message = error_for(write_csv(tmp_path / "big.csv", text), tmp_path)
+    assert "line 50002" in message and "expected 2 columns, got 3" in message
+
+
+def test_repeated_column_names(tmp_path):
+    message = error_for(write_csv(tmp_path / "d.csv", "fname,emb_0,emb_0\na,1,2\n"), tmp_path)
+    assert "more than once: emb_0" in message
+
+
+def test_non_utf8_text(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("fname,labels\nabc.wav,Caf\u00e9\n".encode("latin-1"))
+    assert "latin.csv line 2 is not UTF-8" in error_for(path, tmp_path)
