@@ -1,0 +1,159 @@
+"""Join the embeddings and tabular tables on the clip's file name (inner join, like the notebook)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import InputError
+
+KEY_CANDIDATES = ("fname", "file")
+MERGED_KEY = "fname"
+LABELS = "labels"
+EXAMPLES = 3  # keys shown from each side when they don't match
+
+
+@dataclass(frozen=True)
+class Merged:
+    frame: pd.DataFrame  # fname, labels, then the other columns (embeddings' first, then tabular's)
+    key: str  # the key column as named in `frame`: always "fname"
+    rows_embeddings: int
+    rows_tabular: int
+    matched: int
+    unmatched_embeddings: int
+    unmatched_tabular: int
+    unmatched_examples: tuple[str, ...]
+    duplicate_keys: tuple[str, ...]
+    warnings: tuple[str, ...]
+    source_keys: tuple[str, str] = ("fname", "fname")  # the key column's name in each file
+
+
+def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_path: str, tabular_path: str,
+                 key: str | None = None) -> Merged:
+    """Inner-join on the key column; duplicate keys keep their first row, unmatched rows are counted."""
+    sides = [_Side(embeddings, embeddings_path, key), _Side(tabular, tabular_path, key)]
+    emb, tab = sides
+    warnings = [warning for side in sides for warning in side.warnings]
+
+    positions = pd.Index(tab.keys).get_indexer(emb.keys)
+    if not (positions >= 0).any():
+        positions = _match_on_stems(emb, tab, warnings)
+    matched_emb = np.flatnonzero(positions >= 0)
+    matched_tab = positions[matched_emb]
+    unmatched_emb = np.setdiff1d(np.arange(len(emb.keys)), matched_emb)
+    unmatched_tab = np.setdiff1d(np.arange(len(tab.keys)), matched_tab)
+    for side, unmatched, other in ((emb, unmatched_emb, tab), (tab, unmatched_tab, emb)):
+        if len(unmatched):
+            warnings.append(f"{len(unmatched):,} clips of {side.path} have no row in {other.path} "
+                            f"(e.g. {', '.join(side.keys[unmatched[:EXAMPLES]])}); they are left out.")
+
+    labels = _labels(emb, tab, matched_emb, matched_tab, warnings)
+    emb_columns, tab_columns = emb.other_columns(), tab.other_columns()
+    shared = [c for c in tab_columns if c in emb_columns]
+    if shared:
+        warnings.append(f"Columns {', '.join(shared[:5])} are in both files; kept those of {emb.path}.")
+    frame = pd.concat([
+        pd.DataFrame({MERGED_KEY: emb.keys[matched_emb], LABELS: labels}),
+        emb.frame[emb_columns].iloc[matched_emb].reset_index(drop=True),
+        tab.frame[[c for c in tab_columns if c not in shared]].iloc[matched_tab].reset_index(drop=True),
+    ], axis=1)
+    return Merged(
+        frame=frame, key=MERGED_KEY, rows_embeddings=len(embeddings), rows_tabular=len(tabular),
+        matched=len(matched_emb), unmatched_embeddings=len(unmatched_emb), unmatched_tabular=len(unmatched_tab),
+        unmatched_examples=tuple(emb.keys[unmatched_emb[:EXAMPLES]]) + tuple(tab.keys[unmatched_tab[:EXAMPLES]]),
+        duplicate_keys=emb.duplicates + tab.duplicates, warnings=tuple(warnings),
+        source_keys=(emb.key, tab.key))
+
+
+class _Side:
+    """One input table with its key column found, blank keys dropped and duplicate keys reduced to one row."""
+
+    def __init__(self, frame: pd.DataFrame, path: str, key: str | None):
+        self.path = path
+        self.key = _find_key(frame, path, key)
+        self.warnings: list[str] = []
+        keys = frame[self.key].astype("string").str.strip()
+        blank = keys.isna() | (keys == "")
+        if blank.any():
+            self.warnings.append(f"{int(blank.sum()):,} rows of {path} have no {self.key}; they are left out.")
+        repeated = keys.duplicated() & ~blank
+        self.duplicates = tuple(sorted(set(keys[repeated])))
+        if self.duplicates:
+            self.warnings.append(
+                f"{len(self.duplicates):,} {self.key} values appear more than once in {path} "
+                f"(e.g. {', '.join(self.duplicates[:EXAMPLES])}); kept the first row of each.")
+        kept = ~(blank | repeated)
+        self.frame = frame[kept.to_numpy()]
+        self.keys = keys[kept].to_numpy(dtype=object)
+
+    def other_columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c not in (self.key, MERGED_KEY, LABELS)]
+
+
+def _find_key(frame: pd.DataFrame, path: str, key: str | None) -> str:
+    if key is not None:
+        if key in frame.columns:
+            return key
+        raise InputError(f"{path} has no column {key!r}. Columns: {_column_list(frame)}.",
+                         hint="Give --key the name of the column that holds the clip file names.")
+    for candidate in KEY_CANDIDATES:
+        if candidate in frame.columns:
+            return candidate
+    raise InputError(f"{path} has no key column (fname or file). Columns: {_column_list(frame)}.",
+                     hint="Name the column that holds the clip file names with --key NAME.")
+
+
+def _column_list(frame: pd.DataFrame, limit: int = 8) -> str:
+    names = [str(c) for c in frame.columns]
+    more = f" … ({len(names) - limit:,} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:
+    """No key matched as written: retry on bare file names ("audio/a.wav" and "a" both become "a")."""
+    emb_stems, tab_stems = _stems(emb.keys), _stems(tab.keys)
+    positions = np.full(len(emb.keys), -1)
+    tab_index = pd.Index(tab_stems)
+    if tab_index.is_unique and pd.Index(emb_stems).is_unique:
+        positions = tab_index.get_indexer(emb_stems)
+    if not (positions >= 0).any():
+        raise InputError(
+            f"No {emb.key} in {emb.path} matches a {tab.key} in {tab.path}: "
+            f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; "
+            f"{tab.path} has e.g. {', '.join(tab.keys[:EXAMPLES])}.",
+            hint="Check that both files describe the same clips, or pick the key column with --key NAME.")
+    warnings.append(f"No keys matched as written; matched {int((positions >= 0).sum()):,} clips on file names "
+                    f"without folders or extensions (e.g. {emb.keys[0]} ~ {tab.keys[0]}).")
+    return positions
+
+
+def _stems(keys: np.ndarray) -> list[str]:
+    return [PureWindowsPath(PurePosixPath(k).name).stem for k in keys]
+
+
+def _labels(emb: _Side, tab: _Side, matched_emb: np.ndarray, matched_tab: np.ndarray,
+            warnings: list[str]) -> np.ndarray:
+    """Labels from whichever file has them; when both do, the embeddings file wins and disagreements are told."""
+    has = [LABELS in side.frame.columns for side in (emb, tab)]
+    if not any(has):
+        raise InputError(f"Neither {emb.path} nor {tab.path} has a {LABELS!r} column.",
+                         hint="Add the clips' labels (comma-separated, e.g. \"Bark,Growl\") to one of the files.")
+    if not has[0]:
+        return tab.frame[LABELS].to_numpy(dtype=object)[matched_tab]
+    labels = emb.frame[LABELS].to_numpy(dtype=object)[matched_emb]
+    if has[1]:
+        other = tab.frame[LABELS].to_numpy(dtype=object)[matched_tab]
+        differ = _as_text(labels) != _as_text(other)
+        if differ.any():
+            first = int(np.flatnonzero(differ)[0])
+            warnings.append(f"Labels differ for {int(differ.sum()):,} clips between the files "
+                            f"(e.g. {emb.keys[matched_emb[first]]}: {labels[first]!r} vs {other[first]!r}); "
+                            f"used those of {emb.path}.")
+    return labels
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype="string").fillna("").str.strip().to_numpy(dtype=object)
