@@ -1,0 +1,124 @@
+"""Check the feature columns before training: the notebook's NaN losses came from one merged row with NaN.
+
+Every row holding NaN or ±inf is named with its columns; with policy 'drop' it leaves the table, with
+'impute' it stays (±inf turned into NaN) for the train-median imputation of engine.features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import ConfigError, InputError
+
+POLICIES = ("drop", "impute")
+ABSURD_MAGNITUDE = 1e6
+COLUMNS_NAMED = 4  # columns listed per bad row before "+N more"
+DROPPED_SHARE_WARNING = 0.05
+# Spellings of "no value" that pandas does not read as missing when a column was parsed as text.
+MISSING_TOKENS = frozenset({"", "nan", "-nan", "na", "n/a", "null", "none"})
+
+
+@dataclass(frozen=True)
+class Audit:
+    frame: pd.DataFrame  # without bad rows ('drop') or with them, ±inf as NaN ('impute'); no all-NaN columns
+    bad_rows: tuple[tuple[str, str], ...]  # (key, "NaN in stft_mean_3, mel_std_7; inf in cqt_std_0")
+    dropped_columns: tuple[str, ...]  # entirely NaN, so removed
+    constant_columns: tuple[str, ...]
+    absurd_columns: tuple[str, ...]  # some |value| > ABSURD_MAGNITUDE
+    warnings: tuple[str, ...]
+    feature_columns: tuple[str, ...] = ()  # the given feature columns still in `frame`
+
+
+def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", policy: str = "drop") -> Audit:
+    if policy not in POLICIES:
+        raise ConfigError(f"Setting bad_rows={policy!r} is not valid.", hint="Use 'drop' or 'impute'.")
+    columns = list(feature_columns)
+    if frame.empty:
+        raise InputError("The merged table has no rows to audit.", hint="Check that the two files share clips.")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"The merged table lacks feature columns {', '.join(missing[:5])}.",
+                         hint="Pick a feature set whose columns are in both files.")
+    keys = (frame[key] if key in frame.columns else pd.Series(frame.index)).astype(str).to_numpy()
+    frame = frame.assign(**_as_numbers(frame, columns, key, keys))
+
+    values = frame[columns].to_numpy(dtype=np.float64)
+    empty = np.isnan(values).all(axis=0)
+    dropped = tuple(np.asarray(columns, dtype=object)[empty])
+    columns = [c for c, gone in zip(columns, empty) if not gone]
+    values = values[:, ~empty]
+    warnings = [f"Columns {_names(dropped)} hold no values at all; they were dropped."] if dropped else []
+
+    nan, inf = np.isnan(values), np.isinf(values)
+    bad = (nan | inf).any(axis=1)
+    bad_rows = tuple((keys[i], _describe(nan[i], inf[i], columns)) for i in np.flatnonzero(bad))
+    if policy == "drop" and bad.all():
+        worst = columns[int((nan | inf).sum(axis=0).argmax())]
+        raise InputError(f"Every row has NaN or inf in some feature (most often in {worst}).",
+                         hint="Use bad_rows=impute to fill them with train medians, or fix the file.")
+
+    usable = np.where(nan | inf, np.nan, values)[~bad if policy == "drop" else slice(None)]
+    constant, absurd = _column_checks(usable, columns)
+    if constant:
+        warnings.append(f"Columns {_names(constant)} have one value in every row; they carry no information.")
+    if absurd:
+        warnings.append(f"Columns {_names(absurd)} hold values beyond ±{ABSURD_MAGNITUDE:g}; check their units.")
+    if policy == "drop" and bad.mean() > DROPPED_SHARE_WARNING:
+        warnings.append(f"Dropped {int(bad.sum()):,} of {len(bad):,} rows for NaN/inf features; "
+                        f"bad_rows=impute would keep them.")
+
+    frame = frame.drop(columns=list(dropped))
+    if policy == "drop":
+        frame = frame[~bad].reset_index(drop=True)
+    else:
+        with_inf = [c for c, has in zip(columns, inf.any(axis=0)) if has]
+        frame = frame.assign(**{c: frame[c].replace([np.inf, -np.inf], np.nan) for c in with_inf})
+    return Audit(frame=frame, bad_rows=bad_rows, dropped_columns=dropped, constant_columns=constant,
+                 absurd_columns=absurd, warnings=tuple(warnings), feature_columns=tuple(columns))
+
+
+def _as_numbers(frame: pd.DataFrame, columns: list[str], key: str, keys: np.ndarray) -> dict[str, pd.Series]:
+    """Columns parsed as text ("1.5" in a CSV column that also holds "abc") become numbers, or an InputError."""
+    converted = {}
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        text = frame[column]
+        numbers = pd.to_numeric(text, errors="coerce")
+        blank = text.isna() | text.astype(str).str.strip().str.lower().isin(MISSING_TOKENS)
+        wrong = np.flatnonzero((numbers.isna() & ~blank).to_numpy())
+        if len(wrong):
+            first = wrong[0]
+            more = f" ({len(wrong) - 1:,} more rows too)" if len(wrong) > 1 else ""
+            raise InputError(f"Feature column {column} holds text, not numbers: {key} {keys[first]} has "
+                             f"{text.iloc[first]!r}{more}.",
+                             hint="Fix or blank that value in the file, or leave the column out of the feature set.")
+        converted[column] = numbers.astype(np.float64)
+    return converted
+
+
+def _describe(nan: np.ndarray, inf: np.ndarray, columns: list[str]) -> str:
+    parts = []
+    for what, mask in (("NaN", nan), ("inf", inf)):
+        names = [columns[i] for i in np.flatnonzero(mask)]
+        if names:
+            more = f" … (+{len(names) - COLUMNS_NAMED:,} more)" if len(names) > COLUMNS_NAMED else ""
+            parts.append(f"{what} in {', '.join(names[:COLUMNS_NAMED])}{more}")
+    return "; ".join(parts)
+
+
+def _column_checks(values: np.ndarray, columns: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(constant, absurd) columns, judged on the finite values (NaN elsewhere); fmin/fmax skip NaN."""
+    names = np.asarray(columns, dtype=object)
+    constant = np.fmin.reduce(values, axis=0) == np.fmax.reduce(values, axis=0)
+    absurd = np.fmax.reduce(np.abs(values), axis=0) > ABSURD_MAGNITUDE
+    return tuple(names[constant]), tuple(names[absurd])
+
+
+def _names(columns, limit: int = 5) -> str:
+    columns = list(columns)
+    more = f" … (+{len(columns) - limit:,} more)" if len(columns) > limit else ""
+    return ", ".join(columns[:limit]) + more
