@@ -1,0 +1,75 @@
+"""Labels: a comma-separated string per clip ("Bark,Growl"). The notebook kept single-label clips only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine.errors import ConfigError, InputError
+
+MODES = ("single", "multi")
+LABELS = "labels"
+SMALL_CLASS = 5  # fewer clips than this make a class's validation accuracy mostly noise
+
+
+@dataclass(frozen=True)
+class Labelled:
+    frame: pd.DataFrame  # rows kept; `labels` rewritten as clean "A,B" strings
+    classes: tuple[str, ...]  # sorted
+    class_sizes: dict[str, int]  # class → clips carrying it, among the rows kept
+    label_counts: dict[int, int]  # labels per clip → clips, before filtering
+    dropped_empty: tuple[str, ...]  # keys of clips with no label at all
+    warnings: tuple[str, ...]
+
+
+def split_labels(text) -> list[str]:
+    """'Bark, Growl' → ['Bark', 'Growl']; missing or blank → []; repeats and empty items are dropped."""
+    if text is None or (not isinstance(text, str) and pd.isna(text)):
+        return []
+    return list(dict.fromkeys(item.strip() for item in str(text).split(",") if item.strip()))
+
+
+def label_count_distribution(labels: pd.Series) -> dict[int, int]:
+    """Number of labels per clip → number of clips, e.g. {0: 2, 1: 3100, 2: 540}."""
+    return dict(sorted(Counter(len(split_labels(text)) for text in labels).items()))
+
+
+def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fname") -> Labelled:
+    """Keep the clips a run can learn from: exactly one label ('single') or at least one ('multi')."""
+    if mode not in MODES:
+        raise ConfigError(f"Setting label_mode={mode!r} is not valid.", hint="Use 'single' or 'multi'.")
+    if LABELS not in frame.columns:
+        raise InputError(f"The table has no {LABELS!r} column.",
+                         hint="Add the clips' labels (comma-separated, e.g. \"Bark,Growl\") to one of the files.")
+    per_row = [split_labels(text) for text in frame[LABELS]]
+    counts = pd.Series([len(names) for names in per_row], index=frame.index)
+    keep = counts == 1 if mode == "single" else counts >= 1
+    keys = frame[key] if key in frame.columns else pd.Series(frame.index, index=frame.index)
+
+    kept = frame[keep.to_numpy()].reset_index(drop=True)
+    kept[LABELS] = [",".join(names) for names, k in zip(per_row, keep) if k]
+    class_sizes = Counter(name for names, k in zip(per_row, keep) if k for name in names)
+    classes = tuple(sorted(class_sizes))
+    if len(classes) < 2:
+        left = f"only {classes[0]!r} ({class_sizes[classes[0]]:,} clips) is left" if classes else "none is left"
+        raise InputError(f"Training needs at least 2 classes, but {left} after keeping "
+                         f"{'single-label' if mode == 'single' else 'labeled'} clips.",
+                         hint="Check the labels column" + (", or try label_mode=multi." if mode == "single" else "."))
+
+    warnings = []
+    empty = counts == 0
+    if empty.any():
+        warnings.append(f"{int(empty.sum()):,} clips have no label; they are left out.")
+    multi = int((counts > 1).sum())
+    if mode == "single" and multi:
+        warnings.append(f"{multi:,} clips with 2+ labels are left out (label_mode=single).")
+    small = sorted(name for name in classes if class_sizes[name] < SMALL_CLASS)
+    if small:
+        listed = ", ".join(f"{name} ({class_sizes[name]})" for name in small[:5])
+        more = f" … (+{len(small) - 5} more)" if len(small) > 5 else ""
+        warnings.append(f"{len(small)} classes have fewer than {SMALL_CLASS} clips: {listed}{more}.")
+    return Labelled(frame=kept, classes=classes, class_sizes={name: class_sizes[name] for name in classes},
+                    label_counts=label_count_distribution(frame[LABELS]),
+                    dropped_empty=tuple(keys[empty].astype(str)), warnings=tuple(warnings))
