@@ -35,6 +35,8 @@ PREDICTIONS_DIR = "predictions"
 SCHEMA = 1
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 EXPORT_FORMATS = ("csv", "markdown")
+# The command-line options that let the user pick another place:
+RESULTS_FLAG, MODELS_FLAG, EXPORT_FLAG = "--results-dir", "--models-dir", "--export path"
 
 # The notebook's results columns first, then what vggtab adds.
 RESULTS_COLUMNS = (
@@ -52,22 +54,22 @@ MODEL_MAGICS = (b"PK\x03\x04", b"\x80")
 
 # ---------------------------------------------------------------------------------------------- files
 
-def storage_error(exc: OSError, path: Path, doing: str) -> StorageError:
+def storage_error(exc: OSError, path: Path, doing: str, flag: str = RESULTS_FLAG) -> StorageError:
     """Turn an OSError into a message naming the folder and what the user can do about it."""
-    folder = path if path.is_dir() else path.parent
+    folder = path.parent.absolute()
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        hint = f"The disk holding {folder} is full: free some space, or pick another --results-dir."
+        hint = f"The disk holding {folder} is full: free some space, or pick another {flag}."
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = f"Fix the permissions of {folder} (or mount it writable), or pick another --results-dir."
+        hint = f"Fix the permissions of {folder} (or mount it writable), or pick another {flag}."
     elif exc.errno in (errno.ENOTDIR, errno.ENOENT):
-        hint = f"{folder} is not a folder vggtab can use: pick another --results-dir."
+        hint = f"{folder} is not a folder vggtab can use: pick another {flag}."
     else:
-        hint = f"Check the disk holding {folder}, or pick another --results-dir."
+        hint = f"Check the disk holding {folder}, or pick another {flag}."
     return StorageError(f"Could not {doing} {path.name} in {folder}: {reason}.", hint=hint)
 
 
-def atomic_write(path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLAG) -> Path:
     """Write `path` completely or not at all.
 
     `write(tmp)` fills a hidden temp file in the same folder; it is fsynced, renamed over `path` and the
@@ -81,7 +83,7 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
-        raise storage_error(exc, path, "write") from exc
+        raise storage_error(exc, path, "write", flag) from exc
     try:
         write(tmp)
         _fsync_path(tmp)
@@ -89,9 +91,9 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise storage_error(exc, path, "write") from exc
+            raise storage_error(exc, path, "write", flag) from exc
         raise
-    _fsync_folder(folder, path)
+    _fsync_folder(folder, path, flag)
     return path
 
 
@@ -103,7 +105,7 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_folder(folder: Path, path: Path) -> None:
+def _fsync_folder(folder: Path, path: Path, flag: str = RESULTS_FLAG) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -112,14 +114,17 @@ def _fsync_folder(folder: Path, path: Path) -> None:
             os.close(fd)
     except OSError as exc:
         if exc.errno != errno.EINVAL:  # some file systems cannot fsync a folder; the data is written
-            raise storage_error(exc, path, "write") from exc
+            raise storage_error(exc, path, "write", flag) from exc
 
 
-def _make_folder(folder: Path) -> Path:
+def _make_folder(folder: Path, flag: str = RESULTS_FLAG) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StorageError(f"{folder.absolute()} is a file, not a folder.",
+                           hint=f"Move that file away, or pick another {flag}.") from None
     except OSError as exc:
-        raise storage_error(exc, folder, "create the folder") from exc
+        raise storage_error(exc, folder, "create the folder", flag) from exc
     return folder
 
 
@@ -137,8 +142,8 @@ def timestamp() -> str:
 def export_model(learner, path) -> Path:
     """Export a fastai Learner for inference (`learner.export`) without ever leaving half a file."""
     path = Path(path).absolute()  # fastai joins learner.path / fname; an absolute name wins
-    _make_folder(path.parent)
-    return atomic_write(path, learner.export)
+    _make_folder(path.parent, MODELS_FLAG)
+    return atomic_write(path, learner.export, flag=MODELS_FLAG)
 
 
 def load_model(path, *, models_dir="models", allow_outside: bool = False):
@@ -163,7 +168,7 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
         with open(resolved, "rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
-        raise storage_error(exc, resolved, "read") from exc
+        raise storage_error(exc, resolved, "read", MODELS_FLAG) from exc
     if not magic.startswith(MODEL_MAGICS):
         raise not_a_model
     try:
@@ -218,7 +223,7 @@ def append_record(results_dir, record: RunRecord) -> Path:
     `os.write` on an O_APPEND descriptor and is fsynced before the lock is released.
     """
     results_dir = _make_folder(Path(results_dir))
-    path = results_dir / HISTORY_FILE
+    path = history_path(results_dir)
     line = (json.dumps(_strict_json({**asdict(record), "schema": SCHEMA}), ensure_ascii=False,
                        default=_json_default) + "\n").encode("utf-8")
     try:
@@ -269,7 +274,7 @@ def load_history(results_dir) -> HistoryLoad:
     with a warning naming its line number. Unknown keys are ignored; missing optional keys default.
     """
     results_dir = Path(results_dir)
-    path = results_dir / HISTORY_FILE
+    path = history_path(results_dir)
     try:
         with _history_lock(results_dir, fcntl.LOCK_SH):
             data = path.read_bytes()
@@ -324,18 +329,18 @@ def write_run_csvs(results_dir, record: RunRecord) -> tuple[Path, Path]:
     """The notebook's per-run files: `<approach>_results_<timestamp>.csv` (one row: the run's numbers)
     and `<approach>_history_<timestamp>.csv` (one row per epoch). Returns (results, history) paths."""
     results_dir = _make_folder(Path(results_dir))
-    stem, stamp = _safe_name(record.approach), _record_stamp(record)
+    stem, stamp = safe_name(record.approach), _record_stamp(record)
     if (results_dir / f"{stem}_results_{stamp}.csv").exists():  # another run of this approach, same second
         stamp = f"{stamp}_{record.run_id.rsplit('_', 1)[-1]}"
     results_path = results_dir / f"{stem}_results_{stamp}.csv"
-    history_path_ = results_dir / f"{stem}_history_{stamp}.csv"
+    epochs_path = results_dir / f"{stem}_history_{stamp}.csv"
     row = results_row(record, stamp)
     _write_csv(results_path, RESULTS_COLUMNS, [row])
     epoch_columns = list(EPOCH_COLUMNS)
     for epoch in record.history:
         epoch_columns += [key for key in epoch if key not in epoch_columns]
-    _write_csv(history_path_, epoch_columns, record.history)
-    return results_path, history_path_
+    _write_csv(epochs_path, epoch_columns, record.history)
+    return results_path, epochs_path
 
 
 def results_row(record: RunRecord, stamp: str = "") -> dict:
@@ -372,19 +377,19 @@ def results_row(record: RunRecord, stamp: str = "") -> dict:
     }
 
 
-def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict]) -> None:
+def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict], flag: str = RESULTS_FLAG) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 
-    atomic_write(path, write)
+    atomic_write(path, write, flag=flag)
 
 
-def _safe_name(approach: str) -> str:
-    """An approach name usable in a file name ('emb+mel_200-100' stays as is; '/' and spaces do not)."""
-    return re.sub(r"[^\w.+-]+", "_", approach).strip("._") or "run"
+def safe_name(text: str) -> str:
+    """An approach name usable in a file name: 'my run/v2' → 'my-run-v2'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
 def _record_stamp(record: RunRecord) -> str:
@@ -474,12 +479,12 @@ def export_table(records: Iterable[RunRecord], path, fmt: str) -> Path:
         raise ConfigError(f"Export format {fmt!r} is not known.", hint=f"Use one of {', '.join(EXPORT_FORMATS)}.")
     rows = [table_row(record) for record in records]
     path = Path(path)
-    _make_folder(path.parent)
+    _make_folder(path.parent, EXPORT_FLAG)
     if fmt == "csv":
-        _write_csv(path, TABLE_COLUMNS, rows)
+        _write_csv(path, TABLE_COLUMNS, rows, flag=EXPORT_FLAG)
     else:
         text = _markdown_table(rows)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), flag=EXPORT_FLAG)
     return path
 
 

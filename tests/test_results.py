@@ -251,7 +251,7 @@ def test_run_csvs_of_two_runs_in_the_same_second_do_not_overwrite(tmp_path):
 
 def test_run_csv_names_survive_odd_approach_names(tmp_path):
     results_path, _ = write_run_csvs(tmp_path, make_record(approach="my run/v2"))
-    assert results_path.parent == tmp_path and results_path.name.startswith("my_run_v2_results_")
+    assert results_path.parent == tmp_path and results_path.name.startswith("my-run-v2_results_")
 
 
 # ----------------------------------------------------------------------------------------- predictions
@@ -359,6 +359,12 @@ def test_load_model_refuses_files_outside_models_dir_without_running_them(tmp_pa
 def test_load_model_allows_outside_files_when_asked(tmp_path, tiny_learner):
     path = export_model(tiny_learner[0], tmp_path / "shared" / "tiny.pkl")
     assert load_model(path, models_dir=tmp_path / "models", allow_outside=True).dls.vocab == ["Bark", "Meow"]
+
+
+def test_export_into_an_unusable_models_folder_points_at_models_dir(tmp_path, tiny_learner):
+    (tmp_path / "models").write_text("a file")
+    with pytest.raises(StorageError, match="--models-dir"):
+        export_model(tiny_learner[0], tmp_path / "models" / "tiny.pkl")
 
 
 def test_load_model_refuses_files_that_are_not_models(tmp_path, tiny_learner):
