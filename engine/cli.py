@@ -192,8 +192,8 @@ def command_results(args: argparse.Namespace) -> int:
     print(f"{'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} {'95% CI':>13}")
     for r in history.records:
         m = r.metrics
-        ci = f"{m['ci_low']:.1%}–{m['ci_high']:.1%}" if "ci_low" in m else ""
-        accuracy = f"{m['val_accuracy']:.2%}" if "val_accuracy" in m else "-"
+        ci = f"{m['ci_low']:.1%}–{m['ci_high']:.1%}" if m.get("ci_low") is not None else ""
+        accuracy = f"{m['val_accuracy']:.2%}" if m.get("val_accuracy") is not None else "-"
         lr = r.config.get("lr")
         print(f"{r.created:<19} {r.status:<9} {r.approach:<28} {lr if lr is None else format(lr, '.2e'):>8} "
               f"{r.config.get('epochs', ''):>3} {accuracy:>9} {ci:>13}")

@@ -7,7 +7,6 @@ Every step reports a StageDone event; the run reports progress, then RunFinished
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -90,10 +89,6 @@ def file_stamp(path: str) -> tuple:
         return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError:
         return (path,)  # load_table raises the specific error
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
 class Session:
@@ -294,7 +289,7 @@ class Session:
                                          f"[{evaluation.ci_low:.1%}, {evaluation.ci_high:.1%}]")
 
         started = time.perf_counter()
-        model_path = self.models_dir / f"{safe_name(config.approach)}_{run.stamp}.pkl"
+        model_path = self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
         learner.vggtab = model.ModelInfo(classes=prepared.classes, feature_columns=prepared.feature_columns,
                                          transform=prepared.transform, label_mode=config.label_mode,
                                          key_names=prepared.key_names, config=config.to_dict())
@@ -322,9 +317,10 @@ class RunStarted:
     """What is known about a run from its start: id, timestamps and the LR once chosen."""
 
     def __init__(self, config: RunConfig):
-        from engine.results import new_run_id, timestamp
-        self.config, self.run_id, self.stamp = config, new_run_id(), timestamp()
-        self.created = datetime.now().isoformat(timespec="seconds")
+        from engine.results import TIMESTAMP_FORMAT, new_run_id
+        now = datetime.now()
+        self.config, self.run_id = config, new_run_id()
+        self.created, self.stamp = now.isoformat(timespec="seconds"), now.strftime(TIMESTAMP_FORMAT)
         self.lr: float | None = None
         self.lr_source = ""
 
