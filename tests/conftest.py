@@ -1,0 +1,27 @@
+"""Shared fixtures: small generated demo sets, and a private Parquet cache for every test."""
+
+import pytest
+
+from engine.demo import DemoFiles, generate_demo
+
+SMALL_BINS = {"stft": 12, "mel": 8, "cqt": 6}
+# Big enough for a model to learn well above random; still has the NaN row, multi-label rows, unmatched keys.
+SMALL_DEMO = dict(n_tabular=700, n_embeddings=520, n_classes=8, n_test=50, bins=SMALL_BINS)
+# For property-style tests that only need the shape of the data.
+TINY_DEMO = dict(n_tabular=80, n_embeddings=60, n_classes=6, n_test=10, bins={"stft": 4, "mel": 3, "cqt": 2})
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> DemoFiles:
+    return generate_demo(tmp_path_factory.mktemp("small_demo"), **SMALL_DEMO)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> DemoFiles:
+    return generate_demo(tmp_path_factory.mktemp("tiny_demo"), **TINY_DEMO)
+
+
+@pytest.fixture(autouse=True)
+def private_cache_dir(tmp_path, monkeypatch):
+    """Point the engine's Parquet cache at this test's own folder, so tests never share or keep a cache."""
+    monkeypatch.setenv("VGGTAB_CACHE_DIR", str(tmp_path / "cache"))
