@@ -52,15 +52,18 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     values = values[:, ~empty]
     warnings = [f"Columns {_names(dropped)} hold no values at all; they were dropped."] if dropped else []
 
-    nan, inf = np.isnan(values), np.isinf(values)
-    bad = (nan | inf).any(axis=1)
-    bad_rows = tuple((keys[i], _describe(nan[i], inf[i], columns)) for i in np.flatnonzero(bad))
+    finite = np.isfinite(values)
+    bad = ~finite.all(axis=1)
+    bad_at = np.flatnonzero(bad)
+    bad_values = values[bad_at]  # few rows: NaN and inf are told apart only here
+    bad_rows = tuple((keys[i], _describe(np.isnan(row), np.isinf(row), columns))
+                     for i, row in zip(bad_at, bad_values))
     if policy == "drop" and bad.all():
-        worst = columns[int((nan | inf).sum(axis=0).argmax())]
+        worst = columns[int((~finite).sum(axis=0).argmax())]
         raise InputError(f"Every row has NaN or inf in some feature (most often in {worst}).",
                          hint="Use bad_rows=impute to fill them with train medians, or fix the file.")
 
-    usable = np.where(nan | inf, np.nan, values)[~bad if policy == "drop" else slice(None)]
+    usable = values[~bad] if policy == "drop" else np.where(finite, values, np.nan)
     constant, absurd = _column_checks(usable, columns)
     if constant:
         warnings.append(f"Columns {_names(constant)} have one value in every row; they carry no information.")
@@ -74,7 +77,7 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     if policy == "drop":
         frame = frame[~bad].reset_index(drop=True)
     else:
-        with_inf = [c for c, has in zip(columns, inf.any(axis=0)) if has]
+        with_inf = [c for c, has in zip(columns, np.isinf(bad_values).any(axis=0)) if has]
         frame = frame.assign(**{c: frame[c].replace([np.inf, -np.inf], np.nan) for c in with_inf})
     return Audit(frame=frame, bad_rows=bad_rows, dropped_columns=dropped, constant_columns=constant,
                  absurd_columns=absurd, warnings=tuple(warnings), feature_columns=tuple(columns))
