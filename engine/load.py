@@ -147,7 +147,7 @@ def _check_columns(table: pa.Table, path) -> None:
         raise InputError(f"{path} has columns that appear more than once: {', '.join(twice[:5])}.",
                          hint="Rename or remove the repeated columns so each name is unique.")
     if table.num_rows == 0:
-        raise InputError(f"{path} has a header but no rows.", hint="Point to the file that holds the data.")
+        raise InputError(f"{path} has column names but no rows.", hint="Point to the file that holds the data.")
     binary = [field.name for field in table.schema if pa.types.is_binary(field.type)]
     if binary:
         raise InputError(f"{path} is not UTF-8 text (column {binary[0]} holds other bytes).",
@@ -207,7 +207,7 @@ def _write_cache(table: pa.Table, cache: Path) -> None:
             if os.path.exists(temp):
                 os.remove(temp)
         _remove_stale(cache)
-    except OSError:
+    except (OSError, pa.ArrowException):
         pass
 
 

@@ -123,7 +123,7 @@ def test_empty_and_blank_files(tmp_path):
 
 
 def test_header_without_rows(tmp_path):
-    assert "header but no rows" in error_for(write_csv(tmp_path / "h.csv", "fname,emb_0\n"), tmp_path)
+    assert "column names but no rows" in error_for(write_csv(tmp_path / "h.csv", "fname,emb_0\n"), tmp_path)
 
 
 def test_pickle_is_named_with_what_to_do(tmp_path):
