@@ -122,3 +122,25 @@ def test_missing_feature_column_and_bad_policy():
         audit_features(table(), COLUMNS, policy="fill")
     with pytest.raises(InputError, match="no rows"):
         audit_features(table().iloc[:0], COLUMNS)
+
+
+def test_demo_files_nan_row_is_found_through_load_and_merge(tmp_path):
+    """The notebook's bug end to end: the demo plants NaN in one matched tabular row; pandas finds it
+    independently, and the audit must name exactly that clip."""
+    from engine.demo import generate_demo
+    from engine.merge import merge_tables
+
+    files = generate_demo(tmp_path, n_tabular=400, n_embeddings=300, n_classes=6, n_test=5,
+                          bins={"stft": 4, "mel": 3, "cqt": 2})
+    raw_tabular = pd.read_csv(files.tabular)
+    nan_keys = set(raw_tabular.loc[raw_tabular.isna().any(axis=1), "file"])
+    emb = load_table(files.embeddings, cache_dir=tmp_path / "c").frame
+    tab = load_table(files.tabular, cache_dir=tmp_path / "c").frame
+    merged = merge_tables(emb, tab, embeddings_path="e", tabular_path="t").frame
+    expected = nan_keys & set(merged["fname"])
+    assert len(expected) >= 1
+    columns = [c for c in merged.columns if c not in ("fname", "labels")]
+    audit = audit_features(merged, columns)
+    assert {key for key, _ in audit.bad_rows} == expected
+    assert all(why.startswith("NaN in ") for _, why in audit.bad_rows)
+    assert not set(audit.frame["fname"]) & expected
