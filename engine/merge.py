@@ -64,7 +64,7 @@ def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_
         frame=frame, key=MERGED_KEY, rows_embeddings=len(embeddings), rows_tabular=len(tabular),
         matched=len(matched_emb), unmatched_embeddings=len(unmatched_emb), unmatched_tabular=len(unmatched_tab),
         unmatched_examples=tuple(emb.keys[unmatched_emb[:EXAMPLES]]) + tuple(tab.keys[unmatched_tab[:EXAMPLES]]),
-        duplicate_keys=emb.duplicates + tab.duplicates, warnings=tuple(warnings),
+        duplicate_keys=tuple(sorted(set(emb.duplicates + tab.duplicates))), warnings=tuple(warnings),
         source_keys=(emb.key, tab.key))
 
 
