@@ -17,7 +17,7 @@ import numpy as np
 
 from engine import features, labels, load, merge, split
 from engine.audit import audit_features
-from engine.config import FEATURE_GROUPS, RunConfig
+from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
 from engine.errors import Cancelled, ConfigError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
@@ -36,6 +36,7 @@ class CleanData:
     audit: object  # engine.audit.Audit
     labelled: labels.Labelled
     feature_columns: tuple[str, ...]
+    ignored_columns: tuple[str, ...]  # neither key, labels nor a feature group (e.g. license)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,14 @@ class Prepared:
         return self.targets[self.valid_idx]
 
 
+def audited_prefixes(config: RunConfig) -> tuple[str, ...]:
+    """Every known group is audited whatever the feature set, so all feature sets share rows and split."""
+    return tuple(sorted(set(FEATURE_GROUPS.values()) | set(config.prefixes)))
+
+
 def data_key(config: RunConfig) -> tuple:
-    return (config.embeddings, config.tabular, config.key, config.bad_rows, config.label_mode)
+    return (config.embeddings, config.tabular, config.key, config.bad_rows, config.label_mode,
+            audited_prefixes(config))
 
 
 def split_key(config: RunConfig) -> tuple:
@@ -129,7 +136,9 @@ class Session:
         self._stage("merge", started, f"{merged.matched:,} matched; {merged.unmatched_embeddings:,} embeddings "
                                       f"and {merged.unmatched_tabular:,} tabular rows unmatched")
         started = time.perf_counter()
-        columns = [c for c in merged.frame.columns if c not in ("fname", "labels")]
+        prefixes = audited_prefixes(config)
+        columns = [c for c in merged.frame.columns if c.startswith(prefixes)]
+        ignored = [c for c in merged.frame.columns if c not in ("fname", "labels") and not c.startswith(prefixes)]
         audit = audit_features(merged.frame, columns, key="fname", policy=config.bad_rows)
         verb = "dropped" if config.bad_rows == "drop" else "to impute"
         self._stage("audit", started, f"{len(audit.bad_rows)} rows with NaN/inf {verb}; "
@@ -138,8 +147,8 @@ class Session:
         labelled = labels.filter_labels(audit.frame, mode=config.label_mode)
         self._stage("labels", started, f"{len(labelled.frame):,} rows kept ({config.label_mode}-label), "
                                        f"{len(labelled.classes)} classes")
-        feature_columns = tuple(c for c in columns if c in audit.frame.columns)
-        return CleanData(merged=merged, audit=audit, labelled=labelled, feature_columns=feature_columns)
+        return CleanData(merged=merged, audit=audit, labelled=labelled, feature_columns=tuple(audit.feature_columns),
+                         ignored_columns=tuple(ignored))
 
     def prepare(self, config: RunConfig) -> Prepared:
         """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised."""
@@ -181,7 +190,7 @@ class Session:
                                       f"{split_note}")
 
         started = time.perf_counter()
-        columns = features.select_columns(clean.feature_columns, config.prefixes)
+        columns = features.select_columns(clean.feature_columns, present_prefixes(config, clean.feature_columns))
         first_label = np.array([index[names[0]] for names in row_labels], np.int64)
         train_rows, valid_rows = frame.iloc[chosen.train_idx], frame.iloc[chosen.valid_idx]
         transform = features.FeatureTransform(columns, impute=config.bad_rows == "impute",
@@ -209,7 +218,7 @@ class Session:
             unmatched_embeddings=merged.unmatched_embeddings, unmatched_tabular=merged.unmatched_tabular,
             unmatched_examples=tuple(merged.unmatched_examples), dropped=dropped + empty, imputed=imputed,
             warnings=tuple(merged.warnings) + tuple(audit.warnings) + tuple(labelled.warnings)
-            + tuple(chosen.notes),
+            + tuple(chosen.notes) + ignored_note(clean.ignored_columns),
             label_counts=dict(labelled.label_counts), label_mode=config.label_mode,
             kept_rows=len(labelled.frame), n_classes=len(labelled.classes),
             class_sizes=dict(labelled.class_sizes), feature_groups=features.group_counts(clean.feature_columns),
@@ -328,6 +337,20 @@ class RunStarted:
         config = self.config.to_dict() | ({"lr": self.lr} if self.lr is not None else {})
         return RunRecord(run_id=self.run_id, created=self.created, status=status, approach=self.config.approach,
                          config=config, **{k: tuple(v) if k == "history" else v for k, v in fields.items()})
+
+
+def present_prefixes(config: RunConfig, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """A named set ('both', 'tabular') takes the groups the files have; explicit prefixes must all match."""
+    if config.features not in FEATURE_SETS:
+        return config.prefixes
+    return tuple(p for p in config.prefixes if any(c.startswith(p) for c in columns)) or config.prefixes
+
+
+def ignored_note(columns: tuple[str, ...]) -> tuple[str, ...]:
+    if not columns:
+        return ()
+    shown = ", ".join(columns[:5]) + (f" (+{len(columns) - 5} more)" if len(columns) > 5 else "")
+    return (f"Columns not used as features (no known prefix): {shown}.",)
 
 
 def dataset_metrics(prepared: Prepared) -> dict:
