@@ -219,7 +219,7 @@ class Session:
             unmatched_examples=tuple(merged.unmatched_examples), dropped=dropped + empty, imputed=imputed,
             warnings=tuple(merged.warnings) + tuple(audit.warnings) + tuple(labelled.warnings)
             + tuple(chosen.notes) + ignored_note(clean.ignored_columns),
-            label_counts=dict(labelled.label_counts), label_mode=config.label_mode,
+            label_counts=labels.label_count_distribution(merged.frame["labels"]), label_mode=config.label_mode,
             kept_rows=len(labelled.frame), n_classes=len(labelled.classes),
             class_sizes=dict(labelled.class_sizes), feature_groups=features.group_counts(clean.feature_columns),
             feature_set=config.features, n_features=n_inputs, train_rows=len(chosen.train_idx),
