@@ -23,8 +23,9 @@ def test_run_prints_summary_lr_epochs_evaluation_and_saved_files(tmp_path, data_
     out = result.stdout
     assert "matched" in out and "dropped" in out
     assert "LR finder" in out and "valley" in out
-    assert [line.split()[0] for line in out.splitlines() if line.strip()[:1].isdigit() and " s" not in line[:12]
-            ][:3] == ["1", "2", "3"]
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["epoch", "train_loss"])
+    assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["1", "2", "3"]
     assert "Valid accuracy" in out and "Saved model" in out
     assert list((tmp_path / "models").glob("*.pkl")) and (tmp_path / "results" / "history.jsonl").exists()
 
