@@ -17,6 +17,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -152,8 +153,9 @@ def _check_counts(n_tabular: int, n_embeddings: int, n_classes: int, n_test: int
         raise ConfigError(f"Demo n_classes={n_classes} is out of range.",
                           hint=f"Use 2 to {len(CLASS_NAMES)} classes.")
     if n_single < SMALLEST_CLASS * n_classes:
+        usable = (1 - MULTI_LABEL_SHARE) * (1 - EMBEDDING_ONLY_SHARE)  # share of rows that are single-label matched
         raise ConfigError(f"Demo n_embeddings={n_embeddings} is too few for {n_classes} classes.",
-                          hint=f"Use at least {math.ceil(SMALLEST_CLASS * n_classes / 0.84) + 2} embedding rows "
+                          hint=f"Use at least {math.ceil(SMALLEST_CLASS * n_classes / usable) + 2} embedding rows "
                                f"or fewer classes.")
     if n_tabular <= n_matched:
         raise ConfigError(f"Demo n_tabular={n_tabular} leaves no tabular-only clips.",
@@ -265,17 +267,20 @@ class _SpectrumModel:
         self.column_names = [f"{group}_{stat}_{b}" for group, n_bins in bins.items() for stat in ("mean", "std")
                              for b in range(n_bins)]
         typical = self._express(np.zeros((1, n_view), dtype=np.float32), np.zeros((1, 1), dtype=np.float32),
-                                lambda shape: np.zeros(shape, dtype=np.float32))[0]
+                                _no_noise)[0]
         decimals = np.clip(SIGNIFICANT_DIGITS - 1 - np.floor(np.log10(typical)), 0, 10)
         self.rounding = (10.0 ** decimals).astype(np.float32)
 
     def values(self, rng: np.random.Generator, latent: np.ndarray) -> np.ndarray:
         loudness = LOUDNESS_SPREAD * rng.standard_normal((len(latent), 1), dtype=np.float32)
-        noise = lambda shape: TAB_NOISE * rng.standard_normal(shape, dtype=np.float32)  # noqa: E731
+
+        def noise(shape: tuple[int, int]) -> np.ndarray:
+            return TAB_NOISE * rng.standard_normal(shape, dtype=np.float32)
+
         values = self._express(latent[:, TAB_VIEW:], loudness, noise)
         return np.round(values * self.rounding) / self.rounding
 
-    def _express(self, view: np.ndarray, loudness: np.ndarray, noise) -> np.ndarray:
+    def _express(self, view: np.ndarray, loudness: np.ndarray, noise: Callable) -> np.ndarray:
         blocks = []
         for group in self.bins:
             level = self.tilts[group] + loudness + TAB_SIGNAL * view @ self.shapes[group, "mean"]
@@ -289,11 +294,15 @@ class _SpectrumModel:
                 blocks += [np.maximum(_DB * level + _CQT_FLOOR_DB, 0), np.exp(_CQT_STD_DB + wobble)]
         return np.hstack(blocks).astype(np.float32)
 
-    def columns(self, values: np.ndarray) -> dict[str, pa.Array]:
+    def columns(self, values: np.ndarray) -> dict[str, np.ndarray]:
         return {name: values[:, j] for j, name in enumerate(self.column_names)}
 
 
-def _write_csv(path: Path, columns: dict) -> None:
+def _no_noise(shape: tuple[int, int]) -> np.ndarray:
+    return np.zeros(shape, dtype=np.float32)
+
+
+def _write_csv(path: Path, columns: dict[str, np.ndarray | pa.Array]) -> None:
     """Write a CSV the way pandas would (quotes only where needed, NaN as an empty cell), atomically."""
     cells = []
     for values in columns.values():
