@@ -1,0 +1,403 @@
+"""The vggtab app: the main screen with its four panels, the engine workers behind it, and `launch_app`.
+
+Nothing heavy is imported here: pandas, fastai and torch arrive with engine.pipeline inside a worker thread,
+so the first screen paints at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import suppress
+from functools import partial
+from typing import Callable
+
+from rich.text import Text
+from textual import work
+from textual.actions import parse as parse_action
+from textual.app import App
+from textual.binding import Binding
+from textual.containers import Container, Horizontal
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerFailed, WorkerState
+
+from engine.config import FEATURE_SETS, RunConfig
+from engine.errors import Cancelled, VggtabError
+from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFailed,
+                           RunFinished, StageDone)
+from tui.commands import ScreenCommands
+from tui.format import lr_text, percent
+from tui.messages import EngineReported, EngineReporter, JobFailed, LRChosen
+from tui.screens import DataForm, DroppedRowsScreen, HelpScreen, ParamsForm
+from tui.widgets.dataset import DatasetPanel
+from tui.widgets.lr_finder import LRFinderPanel
+from tui.widgets.results import ResultsPanel
+from tui.widgets.training import TrainingPanel
+
+PANELS = {"dataset": "Dataset", "lr": "LR finder", "training": "Training", "results": "Results"}
+FOCUS_TARGETS = {"dataset": "#dataset", "lr": "#lr", "training": "#training", "results": "#results-table"}
+PREPARE, FIND_LR, TRAIN = "preparing the data", "the LR finder", "training"
+ENGINE_GROUP = "engine"
+
+PANEL_KEYS = Binding.Group("Panel", compact=True)
+
+
+def model_settings(config: RunConfig) -> RunConfig:
+    """What the LR curve depends on: everything but the run length, the LR itself and the name."""
+    return config.with_(epochs=1, lr=None, lr_suggestion="valley", name="")
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        *(Binding(str(number), f"show_panel('{name}')", f"Show the {title} panel", group=PANEL_KEYS)
+          for number, (name, title) in enumerate(PANELS.items(), start=1)),
+        Binding("l", "find_lr", "Find LR", tooltip="Run the LR finder on the current data and model"),
+        Binding("t", "train", "Train", tooltip="Train with the settings shown in the Training panel"),
+        Binding("c", "cancel_run", "Cancel run", tooltip="Stop the run after the current batch"),
+        Binding("question_mark", "help", "Help", tooltip="The workflow and every key"),
+        Binding("q", "app.quit", "Quit", tooltip="Quit (a running run is cancelled first)"),
+    ]
+
+    active_panel = reactive("dataset", init=False)
+    job = reactive("", init=False)  # the engine job running now; one at a time
+
+    def __init__(self, config: RunConfig, *, results_dir: str, models_dir: str) -> None:
+        super().__init__()
+        self.config = config
+        self.results_dir, self.models_dir = results_dir, models_dir
+        self._session = None  # engine.pipeline.Session, made in the first worker
+        self._cancel = threading.Event()
+
+    # -- layout ------------------------------------------------------------------------------------------
+    def compose(self):
+        with Horizontal(id="top-bar"):
+            yield Static(id="panel-tabs")
+            yield Static(id="job-status")
+        with Container(id="panels"):
+            yield DatasetPanel(id="dataset", classes="panel")
+            yield LRFinderPanel(id="lr", classes="panel")
+            yield TrainingPanel(id="training", classes="panel")
+            yield ResultsPanel(id="results", classes="panel")
+        yield Footer(compact=True, show_command_palette=False)
+
+    @property
+    def dataset_panel(self) -> DatasetPanel:
+        return self.query_one(DatasetPanel)
+
+    @property
+    def lr_panel(self) -> LRFinderPanel:
+        return self.query_one(LRFinderPanel)
+
+    @property
+    def training_panel(self) -> TrainingPanel:
+        return self.query_one(TrainingPanel)
+
+    @property
+    def results_panel(self) -> ResultsPanel:
+        return self.query_one(ResultsPanel)
+
+    def on_mount(self) -> None:
+        for number, (name, title) in enumerate(PANELS.items(), start=1):
+            self.query_one(f"#{name}").border_title = f"{number} {title}"
+        self._show_config()
+        self.action_show_panel("dataset")
+        self.watch_active_panel("dataset")
+        self.watch_job("")
+        self.warm_up()
+        self.load_history()
+        self._prepare()
+
+    def watch_active_panel(self, active: str) -> None:
+        for name in PANELS:
+            self.query_one(f"#{name}").set_class(name == active, "-active")
+        tabs = Text()
+        for number, (name, title) in enumerate(PANELS.items(), start=1):
+            tabs.append(f" {number} {title} ", style="bold reverse" if name == active else "")
+        self.query_one("#panel-tabs", Static).update(tabs)
+        self.refresh_bindings()
+
+    def watch_job(self, job: str) -> None:
+        status = Text(f"● {job} …", style="bold yellow") if job else Text.assemble(
+            ("ready", "green"), " · ctrl+p commands")
+        self.query_one("#job-status", Static).update(status)
+        self.refresh_bindings()
+
+    def on_descendant_focus(self, event) -> None:
+        for node in event.widget.ancestors_with_self:
+            if node.id in PANELS:
+                self.active_panel = node.id
+                return
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide keys that cannot act now: the footer shows what works."""
+        if action == "cancel_run":
+            return self.job == TRAIN
+        if action == "take_suggestion":
+            return self.lr_panel.finder is not None
+        return True
+
+    def commands(self) -> list[tuple[str, Binding, Callable[[], None]]]:
+        """Every described key (the screen's and each panel's) with where it lives and a callable that runs
+        it whatever is focused: for the command palette and the help screen."""
+        found = []
+        for node in (self, *self.query(".panel")):
+            place = "Everywhere" if node is self else f"{PANELS[node.id]} panel"
+            for binding in node.BINDINGS:
+                if isinstance(binding, Binding) and binding.description:
+                    found.append((place, binding, partial(self._run_command, node, binding.action)))
+        return found
+
+    def _run_command(self, node, action: str) -> None:
+        if node is not self:
+            self.action_show_panel(node.id)  # the panel is shown and focused before its action runs
+        namespace, name, parameters = parse_action(action)
+        target = {"app": self.app, "screen": self}.get(namespace, node)
+        self.call_after_refresh(getattr(target, f"action_{name}"), *parameters)
+
+    # -- engine jobs -------------------------------------------------------------------------------------
+    def _refuse_if_busy(self) -> bool:
+        if not self.job:
+            return False
+        hint = " Press c to cancel it." if self.job == TRAIN else ""
+        self.notify(f"Still busy with {self.job}: one job at a time.{hint}", title="Refused", severity="warning")
+        return True
+
+    def _engine(self):
+        """The engine session, created in the first job's thread (importing it takes seconds)."""
+        if self._session is None:
+            from engine.pipeline import Session
+            self._session = Session(EngineReporter(self), models_dir=self.models_dir, results_dir=self.results_dir)
+        return self._session
+
+    @work(thread=True, exclusive=True, group=ENGINE_GROUP, exit_on_error=False)
+    def _run_job(self, job: str, step: Callable[[object], object]) -> None:
+        try:
+            step(self._engine())
+        except Cancelled:
+            pass  # the engine has reported RunCancelled
+        except VggtabError as error:
+            self.post_message(JobFailed(job, str(error)))
+
+    def _start(self, job: str, step: Callable[[object], object]) -> bool:
+        if self._refuse_if_busy():
+            return False
+        self.job = job
+        self._run_job(job, step)
+        return True
+
+    def _prepare(self) -> None:
+        config = self.config
+        if self._start(PREPARE, lambda session: session.prepare(config)):
+            self.dataset_panel.show_preparing(config)
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def warm_up(self) -> None:
+        from engine.pipeline import warm_up
+        warm_up()
+
+    @work(thread=True, group="history", exit_on_error=False)
+    def load_history(self):
+        from engine.results import load_history
+        return load_history(self.results_dir)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.SUCCESS and worker.group == "history":
+            self.results_panel.show_history(worker.result.records)
+            for warning in worker.result.warnings:
+                self.notify(warning, title="Run history", severity="warning", timeout=10)
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            self._show_failure(self.job if worker.group == ENGINE_GROUP else worker.group,
+                               f"Unexpected {type(error).__name__}: {error}")
+        if worker.group == ENGINE_GROUP and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
+                                                             WorkerState.CANCELLED):
+            self.job = ""
+            self._show_config()
+
+    def on_job_failed(self, message: JobFailed) -> None:
+        self._show_failure(message.job, message.message)
+
+    def _show_failure(self, job: str, message: str) -> None:
+        if job == PREPARE:
+            self.dataset_panel.show_error(message)
+        elif job == FIND_LR:
+            self.lr_panel.show_error(message)
+        elif job == TRAIN:
+            self.training_panel.fail(message)
+        self.notify(message, title=f"{job[0].upper()}{job[1:]} failed", severity="error", timeout=15)
+
+    def on_engine_reported(self, message: EngineReported) -> None:
+        event = message.event
+        match event:
+            case StageDone() if self.job == PREPARE:
+                self.dataset_panel.add_stage(event)
+            case DatasetSummarised():
+                self.dataset_panel.show_summary(event.summary)
+                self.results_panel.set_classes(event.summary.n_classes)
+            case LRFinderReady():
+                self.lr_panel.show_curve(event)
+                self.refresh_bindings()
+            case BatchEnded():
+                self.training_panel.show_batch(event)
+            case EpochEnded():
+                self.training_panel.add_epoch(event)
+            case RunFinished():
+                self.training_panel.finish(event.record, event.evaluation)
+                self.results_panel.add_record(event.record)
+                evaluation = event.evaluation
+                self.notify(f"Valid accuracy {percent(evaluation.accuracy)} (random {percent(evaluation.random_baseline)})."
+                            " Press 4 for the results.", title="Run finished")
+            case RunFailed() if event.record is not None:
+                self.results_panel.add_record(event.record)
+            case RunCancelled():
+                self.training_panel.cancel(event.epochs_done)
+                if event.record is not None:
+                    self.results_panel.add_record(event.record)
+                self.notify(f"Cancelled after {event.epochs_done} epochs.", title="Run cancelled")
+
+    async def stop_jobs(self) -> None:
+        """Before quitting: cancel a run, let any other job finish, and wait for the worker thread."""
+        running = [w for w in self.app.workers if w.group == ENGINE_GROUP and not w.is_finished]
+        if not running:
+            return
+        if self.job == TRAIN:
+            self._cancel.set()
+            self.notify("Cancelling the run before quitting …")
+        else:
+            self.notify(f"Waiting for {self.job} to finish before quitting …")
+        with suppress(WorkerFailed):
+            await self.app.workers.wait_for_complete(running)
+
+    # -- configuration -----------------------------------------------------------------------------------
+    def _set_config(self, config: RunConfig) -> None:
+        if model_settings(config) != model_settings(self.config):
+            self.lr_panel.forget_curve()
+            self.refresh_bindings()
+        self.config = config
+        self._show_config()
+
+    def _show_config(self) -> None:
+        self.lr_panel.show_lr(self.config.lr, self.config.lr_suggestion)
+        self.training_panel.show_next_run(self.config)
+
+    def on_lr_chosen(self, message: LRChosen) -> None:
+        self._set_config(self.config.with_(lr=message.lr))
+
+    # -- actions -----------------------------------------------------------------------------------------
+    def action_show_panel(self, name: str) -> None:
+        self.active_panel = name
+        self.call_after_refresh(lambda: self.query_one(FOCUS_TARGETS[name]).focus())
+
+    def action_find_lr(self) -> None:
+        config = self.config
+        if self._start(FIND_LR, lambda session: session.find_lr(config)):
+            self.lr_panel.show_running()
+            self.action_show_panel("lr")
+
+    def action_train(self) -> None:
+        config, cancel = self.config, threading.Event()
+        if self._start(TRAIN, lambda session: session.train(config, cancel)):
+            self._cancel = cancel
+            self.training_panel.start(config)
+            self.action_show_panel("training")
+
+    def action_cancel_run(self) -> None:
+        if self.job != TRAIN:
+            self.notify("No run to cancel.")
+            return
+        self._cancel.set()
+        self.notify("Cancelling after the current batch …")
+
+    def action_take_suggestion(self, name: str) -> None:
+        finder = self.lr_panel.finder
+        if finder is None or name not in finder.suggestions:
+            self.notify("Run the LR finder first (l)." if finder is None
+                        else f"The LR finder gave no usable {name} suggestion.", severity="warning")
+            return
+        self._set_config(self.config.with_(lr=finder.suggestions[name], lr_suggestion=name))
+        self.notify(f"The next run uses the {name} LR {lr_text(self.config.lr)}.")
+
+    def action_cycle_features(self) -> None:
+        if self._refuse_if_busy():
+            return
+        names = list(FEATURE_SETS)
+        current = names.index(self.config.features) if self.config.features in names else -1
+        self._set_config(self.config.with_(features=names[(current + 1) % len(names)]))
+        self.notify(f"Feature set: {self.config.features}.")
+        self._prepare()
+
+    def action_edit_params(self) -> None:
+        def apply(config: RunConfig | None) -> None:
+            if config is not None and config != self.config:
+                self._set_config(config)
+                self.notify("Hyperparameters set for the next run.")
+        self.app.push_screen(ParamsForm(self.config), apply)
+
+    def action_open_data(self) -> None:
+        def load(paths: tuple[str, str] | None) -> None:
+            if paths is None or self._refuse_if_busy():
+                return
+            self._set_config(self.config.with_(embeddings=paths[0], tabular=paths[1]))
+            self.action_show_panel("dataset")
+            self._prepare()
+        if not self._refuse_if_busy():
+            self.app.push_screen(DataForm(self.config.embeddings, self.config.tabular), load)
+
+    def action_show_dropped(self) -> None:
+        summary = self.dataset_panel.summary
+        if summary is None or not (summary.dropped or summary.imputed):
+            self.notify("No rows were dropped." if summary else "No dataset summary yet.")
+            return
+        self.app.push_screen(DroppedRowsScreen(summary))
+
+    def action_rerun(self) -> None:
+        record = self.results_panel.selected_record()
+        if record is None:
+            self.notify("Select a run in the results table first.", severity="warning")
+            return
+        if self._refuse_if_busy():
+            return
+        try:
+            config = RunConfig.from_dict(record.config)
+        except VggtabError as error:
+            self.notify(str(error), title="Cannot re-run this row", severity="error")
+            return
+        self._set_config(config)
+        self.notify(f"Re-running {record.approach} with its recorded config.")
+        self.action_train()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen([(place, binding) for place, binding, _ in self.commands()]))
+
+
+class VggtabApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "vggtab"
+    COMMANDS = App.COMMANDS | {ScreenCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
+    def __init__(self, config: RunConfig | None = None, *, results_dir: str = "results",
+                 models_dir: str = "models") -> None:
+        super().__init__()
+        self.initial_config = config or RunConfig()
+        self.results_dir, self.models_dir = str(results_dir), str(models_dir)
+
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen(self.initial_config, results_dir=self.results_dir, models_dir=self.models_dir)
+
+    @property
+    def main_screen(self) -> MainScreen:
+        return self.screen_stack[0]
+
+    async def action_quit(self) -> None:
+        await self.main_screen.stop_jobs()
+        self.exit()
+
+
+def launch_app(embeddings: str, tabular: str, results_dir: str = "results", models_dir: str = "models") -> int:
+    VggtabApp(RunConfig(embeddings=embeddings, tabular=tabular), results_dir=results_dir,
+              models_dir=models_dir).run()
+    return 0

@@ -1,0 +1,187 @@
+"""Modal screens: the data and hyperparameter forms, the dropped-rows list and the key help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, Static
+
+from engine.config import ARCHITECTURE_PRESETS, RunConfig, parse_layers
+from engine.errors import ConfigError
+from engine.events import DatasetSummary
+from tui.format import layers_text
+
+
+class FormScreen(ModalScreen):
+    """Labelled inputs, each with its own error line; Enter in any field submits, Esc closes unchanged."""
+
+    BINDINGS = [Binding("escape", "dismiss_form", "Close unchanged")]
+    TITLE_TEXT = ""
+    HELP_TEXT = ""
+
+    def fields(self) -> dict[str, tuple[str, str]]:
+        """field name → (label, initial text)."""
+        raise NotImplementedError
+
+    def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
+        """(result to dismiss with, {field: error}); the result is used only when there are no errors."""
+        raise NotImplementedError
+
+    def compose(self):
+        with Vertical(classes="form"):
+            yield Static(self.TITLE_TEXT, classes="form-title")
+            for name, (label, value) in self.fields().items():
+                with Horizontal(classes="form-row"):
+                    yield Label(label, classes="form-label")
+                    yield Input(value, id=f"field-{name}", classes="form-input", compact=True)
+                yield Static("", id=f"error-{name}", classes="form-error")
+            yield Static(self.HELP_TEXT + "\nEnter: apply · Tab: next field · Esc: close unchanged",
+                         classes="form-help")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        values = {name: self.query_one(f"#field-{name}", Input).value for name in self.fields()}
+        result, errors = self.check(values)
+        for name in values:
+            self.query_one(f"#error-{name}", Static).update(Text(errors.get(name, ""), style="red"))
+        if errors:
+            self.query_one(f"#field-{next(iter(errors))}", Input).focus()
+        else:
+            self.dismiss(result)
+
+    def action_dismiss_form(self) -> None:
+        self.dismiss(None)
+
+
+class DataForm(FormScreen):
+    """Choose the embeddings and tabular files; dismisses with (embeddings, tabular) or None."""
+
+    TITLE_TEXT = "Load data"
+    HELP_TEXT = "CSV or Parquet. The key column may be fname or file in either; labels may come from either."
+
+    def __init__(self, embeddings: str, tabular: str) -> None:
+        super().__init__()
+        self.paths = {"embeddings": embeddings, "tabular": tabular}
+
+    def fields(self) -> dict[str, tuple[str, str]]:
+        return {"embeddings": ("Embeddings (fname, labels, emb_*)", self.paths["embeddings"]),
+                "tabular": ("Tabular (file, stft_*, mel_*, cqt_*)", self.paths["tabular"])}
+
+    def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
+        paths = {name: text.strip() for name, text in values.items()}
+        errors = {name: f"No file at {path!r}." if path else "Type a path."
+                  for name, path in paths.items() if not path or not Path(path).expanduser().is_file()}
+        return (str(Path(paths["embeddings"]).expanduser()), str(Path(paths["tabular"]).expanduser())), errors
+
+
+def whole_number(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ConfigError(f"{name} {text!r} is not a whole number.") from None
+    return parse
+
+
+def decimal(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            raise ConfigError(f"{name} {text!r} is not a number.") from None
+    return parse
+
+
+PARAMETERS: dict[str, tuple[str, Callable[[str], object], Callable[[RunConfig], str]]] = {
+    "layers": ("Hidden layers (e.g. 200,100)", parse_layers, lambda c: ",".join(map(str, c.layers))),
+    "epochs": ("Epochs", whole_number("Epochs"), lambda c: str(c.epochs)),
+    "bs": ("Batch size", whole_number("Batch size"), lambda c: str(c.bs)),
+    "ps": ("Dropout probability ps", decimal("Dropout"), lambda c: f"{c.ps:g}"),
+    "wd": ("Weight decay wd", decimal("Weight decay"), lambda c: f"{c.wd:g}"),
+    "seed": ("Training seed", whole_number("Seed"), lambda c: str(c.seed)),
+}
+
+
+class ParamsForm(FormScreen):
+    """Edit the model's hyperparameters; dismisses with the changed RunConfig or None."""
+
+    TITLE_TEXT = "Hyperparameters for the next run"
+    HELP_TEXT = "Presets: " + " · ".join(f"{name} {layers_text(sizes)}" for name, sizes in ARCHITECTURE_PRESETS.items())
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def fields(self) -> dict[str, tuple[str, str]]:
+        return {name: (label, shown(self.config)) for name, (label, _, shown) in PARAMETERS.items()}
+
+    def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
+        changes, errors = {}, {}
+        for name, text in values.items():
+            try:
+                value = PARAMETERS[name][1](text)
+                self.config.with_(**{name: value})  # the config's own range check, one field at a time
+                changes[name] = value
+            except ConfigError as error:
+                errors[name] = str(error)
+        return (self.config.with_(**changes) if not errors else None), errors
+
+
+class CloseableScreen(ModalScreen):
+    BINDINGS: list[BindingType] = [Binding("escape,q", "app.pop_screen", "Close")]
+
+
+class DroppedRowsScreen(CloseableScreen):
+    """Every row the audit removed, with the reason, and every imputed row."""
+
+    def __init__(self, summary: DatasetSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def compose(self):
+        with Vertical(classes="dialog"):
+            yield Static(f"{len(self.summary.dropped)} rows dropped, {len(self.summary.imputed)} imputed "
+                         "(Esc closes)", classes="form-title")
+            table = DataTable(id="dropped-table", cursor_type="row", zebra_stripes=True)
+            table.add_columns("file", "what happened", "why")
+            for fname, why in self.summary.dropped:
+                table.add_row(fname, "dropped", why)
+            for fname, columns in self.summary.imputed:
+                table.add_row(fname, "imputed", columns)
+            yield table
+
+
+class HelpScreen(CloseableScreen):
+    """The workflow in five lines and every key of the main screen, from its own bindings."""
+
+    def __init__(self, keys: list[tuple[str, Binding]]) -> None:
+        super().__init__()
+        self.keys = keys  # (where the key works, binding)
+
+    def compose(self):
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
+        place = None
+        for where, binding in self.keys:
+            if where != place:
+                keys.add_row(Text(where, style="bold underline"), "")
+                place = where
+            keys.add_row(self.app.get_key_display(binding), binding.description)
+        keys.add_row("ctrl+p", "Command palette: every action by name, from anywhere")
+        workflow = Text.assemble(
+            ("Workflow\n", "bold"),
+            "1 Dataset: check what was merged, dropped and split (d loads other files, f changes features).\n",
+            "2 LR finder: l runs it; v/s/m/g take a suggestion or e types an LR.\n",
+            "3 Training: t trains with the settings on screen (p edits them), c cancels.\n",
+            "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row.\n")
+        with VerticalScroll(classes="dialog"):
+            yield Static(workflow)
+            yield Static(keys)
+            yield Static(Text("Esc closes this help.", style="dim"))
