@@ -80,8 +80,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 class ConsolePrinter:
     """Prints each event as it arrives; the CLI's whole view of a run."""
 
-    def __init__(self, out=sys.stdout):
-        self.out = out
+    def __init__(self, out=None):
+        self.out = out or sys.stdout  # looked up per printer, so redirected output (tests, callers) is followed
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"on_{type(event).__name__}", None)
