@@ -82,7 +82,8 @@ class RunConfig:
                "layers", self.layers, "use positive layer sizes such as 200,100")
         _check(0 <= self.ps < 1, "ps", self.ps, "use a dropout probability in [0, 1)")
         _check(self.wd >= 0, "wd", self.wd, "use a weight decay of 0 or more")
-        _check(self.bs > 0, "bs", self.bs, "use a batch size of 1 or more")
+        # A training batch of one row breaks BatchNorm ("Expected more than 1 value per channel").
+        _check(self.bs >= 2, "bs", self.bs, "use a batch size of 2 or more")
         _check(self.epochs > 0, "epochs", self.epochs, "use 1 or more epochs")
         if self.lr is not None:
             check_lr(self.lr)
