@@ -251,10 +251,14 @@ class Session:
 
     def train(self, config: RunConfig, cancel: threading.Event | None = None) -> RunRecord:
         """One full run; reports progress and exactly one of RunFinished / RunFailed / RunCancelled."""
+        from engine import results
         run = RunStarted(config)
         try:
             prepared = self.prepare(config)
             check_batch_size(config, prepared)
+            # Fail in seconds, not after the last epoch, when the results cannot be saved.
+            results.check_writable(self.results_dir)
+            results.check_writable(self.models_dir, results.MODELS_FLAG)
             if config.lr is None:
                 from engine.lr_find import pick_lr
                 run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)

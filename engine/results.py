@@ -128,6 +128,18 @@ def _make_folder(folder: Path, flag: str = RESULTS_FLAG) -> Path:
     return folder
 
 
+def check_writable(folder, flag: str = RESULTS_FLAG) -> Path:
+    """Create `folder` if needed and prove a file can be made in it (not a file, not read-only)."""
+    folder = _make_folder(Path(folder), flag)
+    probe = folder / f".write-check.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.remove(probe)
+    except OSError as exc:
+        raise storage_error(exc, folder / "files", "write", flag) from exc  # names the folder, not the probe
+    return folder
+
+
 def new_run_id() -> str:
     """Sorts by creation time; the random suffix keeps two runs started in the same second apart."""
     return f"{timestamp()}_{secrets.token_hex(3)}"
