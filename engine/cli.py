@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import threading
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +21,7 @@ from engine.errors import Cancelled, VggtabError
 from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone)
 
-EXIT_ERROR, EXIT_CANCELLED = 2, 130
+EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,10 +143,14 @@ class ConsolePrinter:
                    f"fit {r.train_seconds:.1f} s)")
 
     def on_RunFailed(self, event: RunFailed) -> None:
-        self.print("Run failed (recorded in the history).")
+        self.print(f"Run failed ({recorded(event.record)}).")
 
     def on_RunCancelled(self, event: RunCancelled) -> None:
-        self.print(f"Run cancelled after {event.epochs_done} epochs (recorded in the history).")
+        self.print(f"Run cancelled after {event.epochs_done} epochs ({recorded(event.record)}).")
+
+
+def recorded(record) -> str:
+    return "recorded in the history" if record is not None else "not recorded: the history could not be written"
 
 
 def cancel_on_signals(cancel: threading.Event) -> None:
@@ -246,6 +253,24 @@ def main(argv: list[str] | None = None, launch_app: Callable[[argparse.Namespace
     except KeyboardInterrupt:
         print("vggtab: interrupted.", file=sys.stderr)
         return EXIT_CANCELLED
+    except Exception as error:
+        log = log_traceback(error, argv)
+        details = f"the details in {log}" if log else "the command you ran (the details could not be saved)"
+        print(f"vggtab: unexpected {type(error).__name__}: {error}\nThis is a bug in vggtab, not a problem with "
+              f"your data or settings: please report it with {details}.", file=sys.stderr)
+        return EXIT_BUG
+
+
+def log_traceback(error: Exception, argv: list[str]) -> str | None:
+    """Write the traceback to a file of its own, so the terminal gets one paragraph; its path, or None."""
+    try:
+        handle, path = tempfile.mkstemp(prefix="vggtab-error-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as log:
+            log.write(f"vggtab {' '.join(argv)}\n\n")
+            traceback.print_exception(error, file=log)
+    except OSError:
+        return None
+    return path
 
 
 if __name__ == "__main__":

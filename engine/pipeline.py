@@ -18,7 +18,7 @@ import numpy as np
 from engine import features, labels, load, merge, split
 from engine.audit import audit_features
 from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
-from engine.errors import Cancelled, ConfigError, VggtabError
+from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
 
@@ -250,7 +250,11 @@ class Session:
         return self._lr[key]
 
     def train(self, config: RunConfig, cancel: threading.Event | None = None) -> RunRecord:
-        """One full run; reports progress and exactly one of RunFinished / RunFailed / RunCancelled."""
+        """One full run; reports progress and exactly one of RunFinished / RunFailed / RunCancelled.
+
+        A run that fails or is cancelled is recorded in the history before its event is reported; an
+        unexpected exception (a bug) is reported and recorded like any failure, then re-raised.
+        """
         from engine import results
         run = RunStarted(config)
         try:
@@ -264,22 +268,36 @@ class Session:
                 run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)
             else:
                 run.lr, run.lr_source = config.lr, "set by the user"
-            return self._fit_and_save(config, prepared, run, cancel)
+            record, evaluation = self._fit_and_save(config, prepared, run, cancel)
         except Cancelled as stop:
             epochs_done = stop.args[0] if stop.args else 0
             record = run.record("cancelled", history=stop.args[1] if len(stop.args) > 1 else (),
                                 message=f"Cancelled after {epochs_done} of {config.epochs} epochs.")
-            self._append(record)
-            self.report(RunCancelled(epochs_done=epochs_done, record=record))
+            self.report(RunCancelled(epochs_done=epochs_done, record=self._record_unfinished(record)))
             raise
         except VggtabError as error:
-            record = run.record("failed", message=str(error))
-            self._append(record)
-            self.report(RunFailed(message=str(error), record=record))
+            self._fail(run, str(error))
             raise
+        except Exception as error:
+            self._fail(run, unexpected_error_message(error))
+            raise
+        self.report(RunFinished(record=record, evaluation=evaluation))
+        return record
+
+    def _fail(self, run: RunStarted, message: str) -> None:
+        record = self._record_unfinished(run.record("failed", message=message))
+        self.report(RunFailed(message=message, record=record))
+
+    def _record_unfinished(self, record: RunRecord) -> RunRecord | None:
+        """Append a failed or cancelled run; None when the history cannot be written (its event is still due)."""
+        try:
+            self._append(record)
+        except StorageError:
+            return None
+        return record
 
     def _fit_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
-                      cancel: threading.Event | None) -> RunRecord:
+                      cancel: threading.Event | None) -> tuple[RunRecord, object]:
         from engine import model, results
         from engine.evaluate import evaluate
         from engine.train import check_finite_inputs, fit
@@ -316,10 +334,9 @@ class Session:
                             split_id=prepared.split_id)
         results_csv, _ = results.write_run_csvs(self.results_dir, record)
         record = replace(record, results_csv=str(results_csv))
-        self._append(record)
         self._stage("save", started, f"model {model_path}; results {results_csv}")
-        self.report(RunFinished(record=record, evaluation=evaluation))
-        return record
+        self._append(record)  # last: once the run is in the history, nothing here can fail it
+        return record, evaluation
 
     def _append(self, record: RunRecord) -> None:
         from engine import results
@@ -364,6 +381,10 @@ def dataset_metrics(prepared: Prepared) -> dict:
                 vggish_features=sum(c.startswith(FEATURE_GROUPS["emb"]) for c in columns),
                 tabular_features=sum(not c.startswith(FEATURE_GROUPS["emb"]) for c in columns),
                 n_features=int(prepared.x_train.shape[1]))
+
+
+def unexpected_error_message(error: Exception) -> str:
+    return f"Unexpected {type(error).__name__}: {error}"
 
 
 def check_batch_size(config: RunConfig, prepared: Prepared) -> None:
