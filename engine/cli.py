@@ -31,7 +31,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tabular", default=DEMO_TABULAR, metavar="PATH",
                        help="tabular CSV/Parquet: file, stft_*, mel_*, cqt_* (default: the demo data)")
     group.add_argument("--key", default=None, metavar="NAME",
-                       help="key column in both files (default: finds fname or file)")
+                       help="key column, in one or both files (default: finds fname or file)")
     group.add_argument("--results-dir", default="results", metavar="DIR", help="run history and CSVs")
     group.add_argument("--models-dir", default="models", metavar="DIR", help="exported models")
 

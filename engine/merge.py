@@ -34,7 +34,10 @@ class Merged:
 def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_path: str, tabular_path: str,
                  key: str | None = None) -> Merged:
     """Inner-join on the key column; duplicate keys keep their first row, unmatched rows are counted."""
-    sides = [_Side(embeddings, embeddings_path, key), _Side(tabular, tabular_path, key)]
+    # A named key need only be in one file: the other may keep its fname/file (the notebook's files differ).
+    named_somewhere = key is not None and (key in embeddings.columns or key in tabular.columns)
+    sides = [_Side(embeddings, embeddings_path, key, named_somewhere),
+             _Side(tabular, tabular_path, key, named_somewhere)]
     emb, tab = sides
     warnings = [warning for side in sides for warning in side.warnings]
 
@@ -71,9 +74,9 @@ def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_
 class _Side:
     """One input table with its key column found, blank keys dropped and duplicate keys reduced to one row."""
 
-    def __init__(self, frame: pd.DataFrame, path: str, key: str | None):
+    def __init__(self, frame: pd.DataFrame, path: str, key: str | None, named_somewhere: bool = False):
         self.path = path
-        self.key = _find_key(frame, path, key)
+        self.key = _find_key(frame, path, key, named_somewhere)
         self.warnings: list[str] = []
         keys = frame[self.key].astype("string").str.strip()
         blank = keys.isna() | (keys == "")
@@ -93,17 +96,21 @@ class _Side:
         return [c for c in self.frame.columns if c not in (self.key, MERGED_KEY, LABELS)]
 
 
-def _find_key(frame: pd.DataFrame, path: str, key: str | None) -> str:
-    if key is not None:
-        if key in frame.columns:
-            return key
-        raise InputError(f"{path} has no column {key!r}. Columns: {_column_list(frame)}.",
-                         hint="Give --key the name of the column that holds the clip file names.")
-    for candidate in KEY_CANDIDATES:
-        if candidate in frame.columns:
-            return candidate
-    raise InputError(f"{path} has no key column (fname or file). Columns: {_column_list(frame)}.",
-                     hint="Name the column that holds the clip file names with --key NAME.")
+def _find_key(frame: pd.DataFrame, path: str, key: str | None, named_somewhere: bool = False) -> str:
+    """The named key column; without one, or when only the other file has it, fname or file."""
+    if key in frame.columns:
+        return key
+    if key is None or named_somewhere:
+        for candidate in KEY_CANDIDATES:
+            if candidate in frame.columns:
+                return candidate
+    if key is None:
+        raise InputError(f"{path} has no key column (fname or file). Columns: {_column_list(frame)}.",
+                         hint="Name the column that holds the clip file names with --key NAME.")
+    also = "" if not named_somewhere else " (nor fname or file)"
+    raise InputError(f"{path} has no column {key!r}{also}. Columns: {_column_list(frame)}.",
+                     hint="Give --key the name of the column that holds the clip file names; the other file "
+                          "may name its key fname or file.")
 
 
 def _column_list(frame: pd.DataFrame, limit: int = 8) -> str:
