@@ -1,0 +1,345 @@
+"""Bad input as the user meets it: `vggtab run` on a spoiled copy of the tiny demo set, asserting on the exit
+code and the message printed. The CLI's `main` runs in this process (a subprocess per case would cost seconds
+of imports each); tests/test_faults.py drives real subprocesses where the process itself matters."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import cli, results
+from engine.errors import StorageError
+
+QUICK_RUN = ("--epochs", "1", "--lr", "1e-3", "--bs", "16")
+
+
+@dataclass
+class Inputs:
+    """The tiny demo's two tables, copied for one case to spoil; written to the case's folder when run."""
+
+    folder: Path
+    embeddings: pd.DataFrame | None  # None: no file is written
+    tabular: pd.DataFrame | None
+    embeddings_path: Path
+    tabular_path: Path
+
+    def rename_clip(self, row: int, name: str) -> tuple[int, int]:
+        """Give embeddings row `row` and its tabular partner the key `name`; returns both row positions."""
+        key = self.embeddings["fname"].iloc[row]
+        partner = int(np.flatnonzero(self.tabular["file"] == key)[0])
+        self.embeddings.loc[self.embeddings.index[row], "fname"] = name
+        self.tabular.loc[self.tabular.index[partner], "file"] = name
+        return row, partner
+
+    def single_label_rows(self) -> pd.Series:
+        return ~self.embeddings["labels"].str.contains(",")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="module")
+def demo_tables(tiny_demo):
+    text = {"fname": str, "file": str, "labels": str}
+    return pd.read_csv(tiny_demo.embeddings, dtype=text), pd.read_csv(tiny_demo.tabular, dtype=text)
+
+
+@pytest.fixture
+def inputs(tmp_path, demo_tables):
+    embeddings, tabular = demo_tables
+    return Inputs(tmp_path, embeddings.copy(), tabular.copy(), tmp_path / "emb.csv", tmp_path / "tab.csv")
+
+
+@pytest.fixture
+def vggtab(tmp_path, monkeypatch, capsys):
+    """`vggtab run` on the case's files from the case's folder (models/ and results/ land there)."""
+    monkeypatch.chdir(tmp_path)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def run(inputs: Inputs, *args: str) -> Outcome:
+        for frame, path in ((inputs.embeddings, inputs.embeddings_path), (inputs.tabular, inputs.tabular_path)):
+            if frame is not None and not path.exists():
+                frame.to_csv(path, index=False)
+        capsys.readouterr()
+        try:
+            code = cli.main(["run", "--embeddings", str(inputs.embeddings_path), "--tabular",
+                             str(inputs.tabular_path), *QUICK_RUN, *args])
+        finally:
+            for signum, handler in handlers.items():  # the CLI installs its cancel-on-signal handlers
+                signal.signal(signum, handler)
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------ spoilers
+
+def missing_file(inputs: Inputs) -> None:
+    inputs.embeddings, inputs.embeddings_path = None, inputs.folder / "no-such-file.csv"
+
+
+def directory(inputs: Inputs) -> None:
+    inputs.embeddings_path.mkdir()
+
+
+def empty_file(inputs: Inputs) -> None:
+    inputs.embeddings_path.write_bytes(b"")
+
+
+def pickled_frame(inputs: Inputs) -> None:
+    inputs.embeddings_path.write_bytes(pickle.dumps(inputs.embeddings))
+
+
+def csv_named_parquet(inputs: Inputs) -> None:
+    inputs.tabular_path = inputs.folder / "tab.parquet"
+    inputs.tabular.to_csv(inputs.tabular_path, index=False)
+
+
+def broken_line(inputs: Inputs) -> None:
+    lines = inputs.embeddings.to_csv(index=False).splitlines()
+    lines[5] += ",7,8"  # file line 6: two cells too many
+    inputs.embeddings_path.write_text("\n".join(lines) + "\n")
+
+
+def key_renamed(inputs: Inputs) -> None:
+    inputs.embeddings = inputs.embeddings.rename(columns={"fname": "clip"})
+
+
+def keys_do_not_overlap(inputs: Inputs) -> None:
+    inputs.embeddings["fname"] = [f"emb_only_{i}.wav" for i in range(len(inputs.embeddings))]
+    inputs.tabular["file"] = [f"tab_only_{i}.wav" for i in range(len(inputs.tabular))]
+
+
+def duplicate_keys(inputs: Inputs) -> None:
+    inputs.embeddings = pd.concat([inputs.embeddings, inputs.embeddings.iloc[:3]])
+
+
+def no_labels_column(inputs: Inputs) -> None:
+    inputs.embeddings = inputs.embeddings.drop(columns="labels")
+
+
+def some_labels_empty(inputs: Inputs) -> None:
+    row, _ = inputs.rename_clip(0, "unlabelled.wav")
+    inputs.embeddings.loc[inputs.embeddings.index[[row, 10, 20]], "labels"] = ""
+
+
+def text_in_a_feature(inputs: Inputs) -> None:
+    _, partner = inputs.rename_clip(0, "texty.wav")
+    inputs.tabular = inputs.tabular.astype({"stft_mean_2": object})
+    inputs.tabular.loc[inputs.tabular.index[partner], "stft_mean_2"] = "abc"
+
+
+def all_nan_column(inputs: Inputs) -> None:
+    inputs.tabular["mel_mean_1"] = np.nan
+
+
+def infinities(inputs: Inputs) -> None:
+    row, _ = inputs.rename_clip(1, "plus_inf.wav")
+    inputs.embeddings.loc[inputs.embeddings.index[row], "emb_3"] = np.inf
+    _, partner = inputs.rename_clip(2, "minus_inf.wav")
+    inputs.tabular.loc[inputs.tabular.index[partner], "mel_std_0"] = -np.inf
+
+
+def constant_column(inputs: Inputs) -> None:
+    inputs.embeddings["emb_5"] = 7.0
+
+
+def one_class_left(inputs: Inputs) -> None:
+    single = inputs.single_label_rows()
+    inputs.embeddings.loc[single, "labels"] = "Bark"
+
+
+def class_with_one_clip(inputs: Inputs) -> None:
+    inputs.embeddings.loc[inputs.embeddings.index[0], "labels"] = "Meow"
+
+
+def fewer_rows_than_a_batch(inputs: Inputs) -> None:
+    single = inputs.embeddings[inputs.single_label_rows()]
+    inputs.embeddings = single.groupby("labels").head(2)  # 12 clips: 9 train, 3 valid
+
+
+def embeddings_columns_renamed(inputs: Inputs) -> None:
+    inputs.embeddings.columns = [c.replace("emb_", "vggish_") for c in inputs.embeddings.columns]
+
+
+def results_folder_is_a_file(inputs: Inputs) -> None:
+    (inputs.folder / "results").write_text("not a folder")
+
+
+def models_folder_is_a_file(inputs: Inputs) -> None:
+    (inputs.folder / "models").write_text("not a folder")
+
+
+def untouched(inputs: Inputs) -> None:
+    pass
+
+
+ERROR, RAN = 2, 0
+CASES = [
+    # (spoil, extra arguments, exit code, fragments of what the user reads)
+    pytest.param(missing_file, (), ERROR, ["no-such-file.csv does not exist", "vggtab demo"], id="missing path"),
+    pytest.param(directory, (), ERROR, ["emb.csv is a directory, not a file", "file inside it"], id="directory"),
+    pytest.param(empty_file, (), ERROR, ["emb.csv is empty", "CSV or Parquet"], id="empty file"),
+    pytest.param(pickled_frame, (), ERROR, ["emb.csv is not a CSV or Parquet file: it looks like a Python pickle",
+                                            "df.to_csv"], id="not CSV"),
+    pytest.param(csv_named_parquet, (), ERROR, ["tab.parquet is named like a Parquet file but is not one",
+                                                "give the CSV"], id="not Parquet"),
+    pytest.param(broken_line, (), ERROR, ["emb.csv line 6: expected 130 columns, got 132",
+                                          "Fix or delete that line"], id="broken line"),
+    pytest.param(key_renamed, (), ERROR, ["emb.csv has no key column (fname or file)", "Columns: clip, labels",
+                                          "--key NAME"], id="no key column"),
+    pytest.param(key_renamed, ("--key", "clip"), RAN, ["Valid accuracy"], id="key named with --key"),
+    pytest.param(key_renamed, ("--key", "clp"), ERROR, ["emb.csv has no column 'clp'", "Columns: clip"],
+                 id="--key misspelt"),
+    pytest.param(keys_do_not_overlap, (), ERROR, ["No fname in", "matches a file in",
+                                                  "emb_only_0.wav, emb_only_1.wav, emb_only_2.wav",
+                                                  "tab_only_0.wav, tab_only_1.wav, tab_only_2.wav", "--key NAME"],
+                 id="keys do not overlap"),
+    pytest.param(duplicate_keys, (), RAN, ["warning: 3 fname values appear more than once in",
+                                           "kept the first row of each"], id="duplicate keys"),
+    pytest.param(no_labels_column, (), ERROR, ["Neither", "has a 'labels' column", "Add the clips' labels"],
+                 id="no labels column"),
+    pytest.param(some_labels_empty, (), RAN, ["dropped unlabelled.wav: no labels",
+                                              "warning: 3 clips have no label; they are left out"],
+                 id="labels empty for some rows"),
+    pytest.param(text_in_a_feature, (), ERROR, ["Feature column stft_mean_2 holds text, not numbers: fname "
+                                                "texty.wav has 'abc'", "Fix or blank that value"],
+                 id="text in a feature column"),
+    pytest.param(all_nan_column, (), RAN, ["warning: Columns mel_mean_1 hold no values at all; they were dropped"],
+                 id="all-NaN column"),
+    pytest.param(infinities, (), RAN, ["dropped plus_inf.wav: inf in emb_3", "dropped minus_inf.wav: inf in mel_std_0"],
+                 id="inf values"),
+    pytest.param(constant_column, (), RAN, ["warning: Columns emb_5 have one value in every row"],
+                 id="constant column"),
+    pytest.param(one_class_left, (), ERROR, ["Training needs at least 2 classes, but only 'Bark'",
+                                             "label_mode=multi"], id="one class left"),
+    pytest.param(class_with_one_clip, (), RAN, ["too few to stratify; they are in train only: Meow (1)"],
+                 id="class with one clip"),
+    pytest.param(fewer_rows_than_a_batch, ("--bs", "64"), ERROR, ["Batch size 64 is larger than the 9 train rows",
+                                                                 "at most 9"], id="fewer rows than a batch"),
+    pytest.param(untouched, ("--bs", "5000"), ERROR, ["Batch size 5000 is larger than the"],
+                 id="batch larger than train set"),
+    pytest.param(untouched, ("--bs", "1"), ERROR, ["bs=1", "2 or more"], id="batch of one"),
+    pytest.param(untouched, ("--features", "zzz_"), ERROR, ["No feature column starts with zzz_",
+                                                            "Feature groups in the table: emb (128)"],
+                 id="prefix selects nothing"),
+    pytest.param(embeddings_columns_renamed, ("--features", "embeddings"), ERROR,
+                 ["No feature column starts with emb_", "Pick a feature set from the groups present"],
+                 id="feature set selects nothing"),
+    pytest.param(untouched, ("--layers", "200,,100"), ERROR, ["Layers '200,,100' have an empty item", "200,100"],
+                 id="layers with an empty item"),
+    pytest.param(untouched, ("--layers=-5",), ERROR, ["Layer size '-5' in '-5' is not a positive whole number"],
+                 id="negative layer"),
+    pytest.param(untouched, ("--epochs", "0"), ERROR, ["epochs=0", "1 or more epochs"], id="epochs 0"),
+    pytest.param(untouched, ("--epochs=-3",), ERROR, ["epochs=-3", "1 or more epochs"], id="epochs negative"),
+    pytest.param(untouched, ("--lr", "fast"), ERROR, ["Learning rate 'fast' is not a number", "'auto'"],
+                 id="lr not a number"),
+    pytest.param(untouched, ("--lr", "0"), ERROR, ["Learning rate 0.0 is not usable", "above 0 and at most 10"],
+                 id="lr zero"),
+    pytest.param(untouched, ("--lr=-1e-3",), ERROR, ["Learning rate -0.001 is not usable"], id="lr negative"),
+    pytest.param(untouched, ("--lr", "11"), ERROR, ["Learning rate 11.0 is not usable", "at most 10"],
+                 id="lr above 10"),
+    pytest.param(results_folder_is_a_file, (), ERROR, ["results is a file, not a folder", "--results-dir",
+                                                       "not recorded: the history could not be written"],
+                 id="results folder is a file"),
+    pytest.param(models_folder_is_a_file, (), ERROR, ["models is a file, not a folder", "--models-dir"],
+                 id="models folder is a file"),
+]
+
+
+@pytest.mark.parametrize("spoil, args, code, expected", CASES)
+def test_each_bad_input_gets_its_own_message(vggtab, inputs, spoil, args, code, expected):
+    spoil(inputs)
+    outcome = vggtab(inputs, *args)
+
+    shown = outcome.out + outcome.err
+    assert outcome.code == code, shown
+    for fragment in expected:
+        assert fragment in shown
+    if code == ERROR:
+        assert outcome.err.startswith("vggtab: ") and outcome.err.count("\n") <= 3  # a message, not a dump
+
+
+def test_a_run_refused_for_its_data_is_recorded_as_failed_with_the_message(vggtab, inputs):
+    no_labels_column(inputs)
+    outcome = vggtab(inputs)
+
+    [record] = results.load_history(inputs.folder / "results").records
+    assert record.status == "failed" and record.message in outcome.err
+    assert "Run failed (recorded in the history)." in outcome.out
+
+
+# ------------------------------------------------------------------------------ storage faults at save
+
+def read_only(monkeypatch, folder: Path) -> None:
+    """As root, chmod does not stop writes: refuse every open-for-writing under `folder` like a read-only mount."""
+    real_open = os.open
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and Path(path).absolute().is_relative_to(folder):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", open_)
+
+
+def full_disk(monkeypatch, folder: Path) -> None:
+    """Files can be opened but no rename or append completes, as when the disk fills during the save."""
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "replace", no_space)
+    monkeypatch.setattr(os, "write", no_space)
+
+
+def saved_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.parent.name in ("models", "results", "predictions") and p.name != "history.lock"}
+
+
+@pytest.mark.parametrize("fault, expected", [
+    (read_only, ["Could not write files in", "Read-only file system", "Fix the permissions", "--results-dir"]),
+    (full_disk, ["Could not write", ".pkl in", "No space left on device", "is full: free some space"]),
+])
+def test_an_unwritable_or_full_results_disk_loses_nothing_saved_before(vggtab, inputs, monkeypatch, fault,
+                                                                       expected):
+    assert vggtab(inputs).code == RAN
+    before = saved_files(inputs.folder)
+    assert any(name.endswith(".pkl") for name in before) and any(name.endswith(".csv") for name in before)
+
+    fault(monkeypatch, inputs.folder / "results")
+    outcome = vggtab(inputs)
+    monkeypatch.undo()
+
+    assert outcome.code == ERROR
+    for fragment in expected:
+        assert fragment in outcome.err
+    assert "Run failed (not recorded: the history could not be written)." in outcome.out
+    assert saved_files(inputs.folder) == before
+    assert [r.status for r in results.load_history(inputs.folder / "results").records] == ["finished"]
+
+
+# ------------------------------------------------------------------------------ models from elsewhere
+
+@pytest.mark.parametrize("name, content", [
+    ("classifier.pkl", pickle.dumps({"coef_": [0.1, 0.2], "classes_": ["Bark", "Meow"]})),  # sklearn/joblib-like
+    ("weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64)),  # Keras
+    ("model.onnx", b"\x08\x07\x12\x07pytorch" + bytes(32)),
+])
+def test_a_model_file_from_another_tool_is_refused_by_name(tmp_path, name, content):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / name).write_bytes(content)
+    with pytest.raises(StorageError, match=rf"{name} is not a vggtab model\.\nPick a file that vggtab saved"):
+        results.load_model(models / name, models_dir=models)
