@@ -1,16 +1,23 @@
-"""Evaluation: accuracy with its interval, baselines, per-class results, confusions and a plain-words diagnosis."""
+"""Evaluation: accuracy with its interval, baselines, per-class results, confusions and a plain-words diagnosis.
+
+Accuracy means "the top-scored class is one of the clip's labels" in both label modes (for a single-label
+clip: top-1 accuracy), the same per epoch and at the end. Ranking metrics (lwlrap, mean average precision)
+and per-class precision/recall at THRESHOLD are reported for both modes.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 from engine.stats import lwlrap, wilson_interval
 
 OVERFIT_GAP = 0.15  # train − valid accuracy above this reads as overfitting
 NEAR_RANDOM = 2.0  # accuracy below this multiple of random reads as "did not learn"
+THRESHOLD = 0.5  # a class counts as predicted for a clip when its probability reaches this
 
 
 @dataclass(frozen=True)
@@ -29,11 +36,15 @@ class Evaluation:
     confused_pairs: list[tuple[str, str, int]]  # (true, predicted, count), most frequent first
     misclassified: list[tuple[str, str, str, float]]  # (fname, true, predicted, confidence)
     diagnosis: list[str]
+    mean_average_precision: float = 0.0  # over the classes with a valid clip
+    # class → (precision, recall) at THRESHOLD, for classes predicted or present in valid; 0 where undefined
+    precision_recall: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def metrics(self) -> dict:
         return dict(val_accuracy=self.accuracy, error_rate=self.error_rate, ci_low=self.ci_low,
                     ci_high=self.ci_high, train_accuracy=self.train_accuracy, random_baseline=self.random_baseline,
-                    majority_baseline=self.majority_baseline, lwlrap=self.lwlrap)
+                    majority_baseline=self.majority_baseline, lwlrap=self.lwlrap,
+                    mean_average_precision=self.mean_average_precision)
 
 
 def one_hot(targets: np.ndarray, n_classes: int) -> np.ndarray:
@@ -62,8 +73,9 @@ def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np
     accuracy = float(correct.mean()) if n_valid else 0.0
     ci_low, ci_high = wilson_interval(int(correct.sum()), n_valid)
     train_accuracy = float(correct_per_clip(train_probs, train_targets).mean()) if len(train_probs) else 0.0
-    random_baseline = 1.0 / n_classes
     train_truth, valid_truth = one_hot(train_targets, n_classes), one_hot(valid_targets, n_classes)
+    # The chance that a class drawn at random is one of the clip's labels: 1 / classes for single-label clips.
+    random_baseline = float(valid_truth.sum(axis=1).mean()) / n_classes if n_valid else 1.0 / n_classes
     majority = int(train_truth.sum(axis=0).argmax())
     majority_baseline = float(valid_truth[:, majority].mean()) if n_valid else 0.0
 
@@ -83,7 +95,27 @@ def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np
         improvement_over_random=accuracy / random_baseline, train_accuracy=train_accuracy,
         lwlrap=lwlrap(valid_truth, valid_probs) if n_valid else 0.0, per_class=per_class,
         confused_pairs=[(t, p, n) for (t, p), n in pairs.most_common(samples)], misclassified=misclassified,
-        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline))
+        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline),
+        mean_average_precision=mean_average_precision(valid_truth, valid_probs),
+        precision_recall=precision_recall(valid_truth, valid_probs, classes))
+
+
+def mean_average_precision(truth: np.ndarray, probs: np.ndarray) -> float:
+    """Average precision per class (scikit-learn's, no interpolation), averaged over classes with a positive."""
+    present = truth.any(axis=0)
+    if not present.any():
+        return 0.0
+    return float(average_precision_score(truth[:, present], probs[:, present], average="macro"))
+
+
+def precision_recall(truth: np.ndarray, probs: np.ndarray, classes: tuple[str, ...],
+                     threshold: float = THRESHOLD) -> dict[str, tuple[float, float]]:
+    predicted = probs >= threshold
+    hits = (predicted & truth).sum(axis=0)
+    n_predicted, n_true = predicted.sum(axis=0), truth.sum(axis=0)
+    return {classes[c]: (float(hits[c] / n_predicted[c]) if n_predicted[c] else 0.0,
+                         float(hits[c] / n_true[c]) if n_true[c] else 0.0)
+            for c in range(len(classes)) if n_predicted[c] or n_true[c]}
 
 
 def diagnose(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float) -> list[str]:
