@@ -93,7 +93,7 @@ class EpochEnded:
     accuracy: float
     error_rate: float
     seconds: float
-    lwlrap: float | None = None  # multi-label runs
+    lwlrap: float | None = None  # valid lwlrap, both label modes
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner
 
 from engine.errors import Cancelled, TrainingDiverged
+from engine.evaluate import correct_per_clip, one_hot
 from engine.events import BatchEnded, EpochEnded, Reporter
 from engine.stats import lwlrap
 
@@ -22,8 +23,8 @@ class RunMonitor(Callback):
 
     order = 60  # after Recorder (50), whose epoch values this reads
 
-    def __init__(self, report: Reporter, cancel: threading.Event, lr: float, multi_label: bool):
-        self.report, self.cancel, self.lr, self.multi_label = report, cancel, lr, multi_label
+    def __init__(self, report: Reporter, cancel: threading.Event, lr: float):
+        self.report, self.cancel, self.lr = report, cancel, lr
         self.history: list[dict] = []
 
     def before_fit(self):
@@ -50,20 +51,23 @@ class RunMonitor(Callback):
 
     def after_epoch(self):
         values = self.recorder.values[-1]
-        accuracy = float(values[2])  # accuracy_multi for multi-label runs
+        accuracy, valid_lwlrap = self.valid_scores()
         row = dict(epoch=self.epoch + 1, train_loss=float(values[0]), valid_loss=float(values[1]),
-                   accuracy=accuracy, error_rate=1 - accuracy, seconds=time.perf_counter() - self.epoch_start)
-        if self.multi_label:
-            row["lwlrap"] = self.valid_lwlrap()
+                   accuracy=accuracy, error_rate=1 - accuracy, seconds=time.perf_counter() - self.epoch_start,
+                   lwlrap=valid_lwlrap)
         self.history.append(row)
         self.report(EpochEnded(n_epochs=self.n_epoch, **row))
 
-    def valid_lwlrap(self) -> float:
+    def valid_scores(self) -> tuple[float, float]:
+        """Valid accuracy and lwlrap as engine.evaluate defines them, so the last epoch matches the final metrics
+        (fastai's accuracy_multi would count every thresholded class of a multi-label clip instead)."""
         valid = self.dls.valid
         self.model.eval()
         with torch.no_grad():
-            scores = self.model(valid.no_cat, valid.x).numpy()
-        return lwlrap(valid.y.numpy() > 0.5, scores)
+            scores = self.model(valid.no_cat, valid.x).numpy()  # logits rank classes as the probabilities do
+        targets = valid.y.numpy()
+        accuracy = float(correct_per_clip(scores, targets).mean())
+        return accuracy, lwlrap(one_hot(targets, scores.shape[1]), scores)
 
 
 def diverged_hint(x_batch: torch.Tensor, lr: float) -> str:
@@ -74,11 +78,11 @@ def diverged_hint(x_batch: torch.Tensor, lr: float) -> str:
             f"{lr / 10:.2g}.")
 
 
-def fit(learner: Learner, *, epochs: int, lr: float, report: Reporter, cancel: threading.Event | None = None,
-        multi_label: bool = False) -> list[dict]:
+def fit(learner: Learner, *, epochs: int, lr: float, report: Reporter,
+        cancel: threading.Event | None = None) -> list[dict]:
     """fit_one_cycle(epochs, lr); returns the per-epoch history. Raises TrainingDiverged or Cancelled."""
     cancel = cancel or threading.Event()
-    monitor = RunMonitor(report, cancel, lr, multi_label)
+    monitor = RunMonitor(report, cancel, lr)
     with learner.no_logging():
         learner.fit_one_cycle(epochs, lr, cbs=[monitor])
     if cancel.is_set():
