@@ -205,7 +205,7 @@ class Session:
                         train_idx=np.asarray(chosen.train_idx), valid_idx=np.asarray(chosen.valid_idx),
                         split_id=split.split_id(keys[chosen.valid_idx]), x_train=x_train, x_valid=x_valid,
                         transform=transform, feature_columns=tuple(columns),
-                        key_names=(clean.merged.key,))
+                        key_names=clean.merged.source_keys)
 
     def _summary(self, config: RunConfig, clean: CleanData, chosen, columns, n_inputs: int) -> DatasetSummary:
         merged, audit, labelled = clean.merged, clean.audit, clean.labelled
@@ -306,8 +306,7 @@ class Session:
         check_finite_inputs(prepared.x_valid, prepared.keys[prepared.valid_idx], "valid")
         learner = self._learner(config, prepared)
         started = time.perf_counter()
-        history = fit(learner, epochs=config.epochs, lr=run.lr, report=self.report, cancel=cancel,
-                      multi_label=prepared.multi_label)
+        history = fit(learner, epochs=config.epochs, lr=run.lr, report=self.report, cancel=cancel)
         train_seconds = time.perf_counter() - started
         self._stage("fit", started, f"{config.epochs} epochs at LR {run.lr:.3g}")
 
@@ -324,7 +323,7 @@ class Session:
         learner.vggtab = model.ModelInfo(classes=prepared.classes, feature_columns=prepared.feature_columns,
                                          transform=prepared.transform, label_mode=config.label_mode,
                                          key_names=prepared.key_names, config=config.to_dict())
-        results.export_model(learner, model_path)
+        model_path = results.export_model(learner, model_path, fallback_suffix=results.run_suffix(run.run_id))
         results.save_predictions(self.results_dir, run.run_id, prepared.keys[prepared.valid_idx],
                                  prepared.classes, valid_probs, prepared.y_valid)
         metrics = evaluation.metrics() | dataset_metrics(prepared) | {"learning_rate": run.lr,
