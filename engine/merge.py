@@ -32,8 +32,11 @@ class Merged:
 
 
 def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_path: str, tabular_path: str,
-                 key: str | None = None) -> Merged:
-    """Inner-join on the key column; duplicate keys keep their first row, unmatched rows are counted."""
+                 key: str | None = None, labels_required: bool = True) -> Merged:
+    """Inner-join on the key column; duplicate keys keep their first row, unmatched rows are counted.
+
+    Clips to predict need no labels (`labels_required=False`): without a labels column, `labels` is empty.
+    """
     # A named key need only be in one file: the other may keep its fname/file (the notebook's files differ).
     named_somewhere = key is not None and (key in embeddings.columns or key in tabular.columns)
     sides = [_Side(embeddings, embeddings_path, key, named_somewhere),
@@ -53,7 +56,7 @@ def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_
             warnings.append(f"{len(unmatched):,} clips of {side.path} have no row in {other.path} "
                             f"(e.g. {', '.join(side.keys[unmatched[:EXAMPLES]])}); they are left out.")
 
-    labels = _labels(emb, tab, matched_emb, matched_tab, warnings)
+    labels = _labels(emb, tab, matched_emb, matched_tab, warnings, labels_required)
     emb_columns, tab_columns = emb.other_columns(), tab.other_columns()
     shared = [c for c in tab_columns if c in emb_columns]
     if shared:
@@ -142,9 +145,11 @@ def _stems(keys: np.ndarray) -> list[str]:
 
 
 def _labels(emb: _Side, tab: _Side, matched_emb: np.ndarray, matched_tab: np.ndarray,
-            warnings: list[str]) -> np.ndarray:
+            warnings: list[str], required: bool) -> np.ndarray:
     """Labels from whichever file has them; when both do, the embeddings file wins and disagreements are told."""
     has = [LABELS in side.frame.columns for side in (emb, tab)]
+    if not any(has) and not required:
+        return np.full(len(matched_emb), None, dtype=object)
     if not any(has):
         raise InputError(f"Neither {emb.path} nor {tab.path} has a {LABELS!r} column.",
                          hint="Add the clips' labels (comma-separated, e.g. \"Bark,Growl\") to one of the files.")
