@@ -69,13 +69,18 @@ def storage_error(exc: OSError, path: Path, doing: str, flag: str = RESULTS_FLAG
     return StorageError(f"Could not {doing} {path.name} in {folder}: {reason}.", hint=hint)
 
 
-def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLAG) -> Path:
+class NameTaken(Exception):
+    """`atomic_write(..., replace=False)` found a file already named so; nothing was written."""
+
+
+def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLAG, replace: bool = True) -> Path:
     """Write `path` completely or not at all.
 
     `write(tmp)` fills a hidden temp file in the same folder; it is fsynced, renamed over `path` and the
     folder fsynced so the rename itself survives a power cut. If anything fails the temp file is removed
     and an existing `path` is left as it was. `write` must write to exactly the name it is given (pass
-    numpy an open file: `np.savez` would add a suffix to a bare name).
+    numpy an open file: `np.savez` would add a suffix to a bare name). With `replace=False` an existing
+    `path` is never overwritten, even by another process writing the same name at the same moment: NameTaken.
     """
     path = Path(path)
     folder = path.parent
@@ -87,7 +92,10 @@ def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLA
     try:
         write(tmp)
         _fsync_path(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _rename_unless_taken(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -95,6 +103,33 @@ def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLA
         raise
     _fsync_folder(folder, path, flag)
     return path
+
+
+def _rename_unless_taken(tmp: Path, path: Path) -> None:
+    """A hard link fails atomically when the name is taken, where a rename would silently replace the file."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise NameTaken(path) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        if path.exists():  # a file system without hard links (FAT): check, then rename
+            raise NameTaken(path) from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def write_new(path, write: Callable[[Path], None], *, fallback_suffix: str, flag: str = RESULTS_FLAG) -> Path:
+    """atomic_write to `path`, or when a file has that name (another run of the same approach in the same
+    second, in this or another process) to `<stem>_<fallback_suffix><ext>`; returns the name used."""
+    path = Path(path)
+    try:
+        return atomic_write(path, write, flag=flag, replace=False)
+    except NameTaken:
+        return atomic_write(path.with_name(f"{path.stem}_{fallback_suffix}{path.suffix}"), write, flag=flag,
+                            replace=False)
 
 
 def _fsync_path(path: Path) -> None:
@@ -145,17 +180,31 @@ def new_run_id() -> str:
     return f"{timestamp()}_{secrets.token_hex(3)}"
 
 
+def run_suffix(run_id: str) -> str:
+    """The random part of a run id: tells apart the files of two runs started in the same second."""
+    return run_id.rsplit("_", 1)[-1]
+
+
 def timestamp() -> str:
     return datetime.now().strftime(TIMESTAMP_FORMAT)
 
 
 # --------------------------------------------------------------------------------------------- models
 
-def export_model(learner, path) -> Path:
-    """Export a fastai Learner for inference (`learner.export`) without ever leaving half a file."""
-    path = Path(path).absolute()  # fastai joins learner.path / fname; an absolute name wins
+def export_model(learner, path, *, fallback_suffix: str = "") -> Path:
+    """Export a fastai Learner for inference (`learner.export`) without ever leaving half a file.
+
+    With `fallback_suffix`, an existing file is never replaced (see `write_new`). Returns the path written,
+    relative if `path` was.
+    """
+    given = Path(path)
+    path = given.absolute()  # fastai joins learner.path / fname; an absolute name wins
     _make_folder(path.parent, MODELS_FLAG)
-    return atomic_write(path, learner.export, flag=MODELS_FLAG)
+    if fallback_suffix:
+        written = write_new(path, learner.export, fallback_suffix=fallback_suffix, flag=MODELS_FLAG)
+    else:
+        written = atomic_write(path, learner.export, flag=MODELS_FLAG)
+    return given.with_name(written.name)
 
 
 def load_model(path, *, models_dir="models", allow_outside: bool = False):
@@ -342,12 +391,12 @@ def write_run_csvs(results_dir, record: RunRecord) -> tuple[Path, Path]:
     and `<approach>_history_<timestamp>.csv` (one row per epoch). Returns (results, history) paths."""
     results_dir = _make_folder(Path(results_dir))
     stem, stamp = safe_name(record.approach), _record_stamp(record)
-    if (results_dir / f"{stem}_results_{stamp}.csv").exists():  # another run of this approach, same second
-        stamp = f"{stamp}_{record.run_id.rsplit('_', 1)[-1]}"
-    results_path = results_dir / f"{stem}_results_{stamp}.csv"
-    epochs_path = results_dir / f"{stem}_history_{stamp}.csv"
-    row = results_row(record, stamp)
-    _write_csv(results_path, RESULTS_COLUMNS, [row])
+    # Another run of this approach in the same second (in this or another process) may hold the name: the
+    # results CSV takes the run id's suffix then, and the history CSV follows its name.
+    results_path = write_new(results_dir / f"{stem}_results_{stamp}.csv",
+                             _csv_writer(RESULTS_COLUMNS, [results_row(record, stamp)]),
+                             fallback_suffix=run_suffix(record.run_id))
+    epochs_path = results_path.with_name(results_path.name.replace(f"{stem}_results_", f"{stem}_history_", 1))
     epoch_columns = list(EPOCH_COLUMNS)
     for epoch in record.history:
         epoch_columns += [key for key in epoch if key not in epoch_columns]
@@ -390,13 +439,16 @@ def results_row(record: RunRecord, stamp: str = "") -> dict:
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict], flag: str = RESULTS_FLAG) -> None:
+    atomic_write(path, _csv_writer(columns, rows), flag=flag)
+
+
+def _csv_writer(columns: Iterable[str], rows: Iterable[dict]) -> Callable[[Path], None]:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-
-    atomic_write(path, write, flag=flag)
+    return write
 
 
 def safe_name(text: str) -> str:
