@@ -1,0 +1,92 @@
+"""Predict: class probabilities for new, unlabeled clips from a saved model, and the submission file.
+
+The new files take the training path (load, merge on the same key, audit with the same bad-rows policy) and then
+the model's own fitted FeatureTransform, so every input column, its order and its normalization match training.
+The submission is `fname` plus one probability column per class, in the model's class order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from engine import load, merge
+from engine.audit import audit_features
+from engine.errors import InputError, StorageError
+
+OUT_FLAG = "--out"
+NAMED = 5  # columns named in a message before "+N more"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    frame: pd.DataFrame  # fname, then one probability column per class in the model's class order
+    dropped: tuple[tuple[str, str], ...]  # (fname, why) for every matched clip left out of `frame`
+    warnings: tuple[str, ...]  # unmatched clips, imputed rows, odd columns …
+    label_mode: str  # single: each row sums to 1 (softmax); multi: one sigmoid per class
+
+
+def predict_files(model_path, embeddings, tabular, *, key: str | None = None, models_dir="models",
+                  allow_outside: bool = False, cache_dir=None) -> Prediction:
+    """Probabilities of every clip present in both files and kept by the audit.
+
+    `key` names the key column; by default the one the model was trained with (fname/file when none was given).
+    Raises InputError for unusable files or missing feature columns, StorageError for a file that is not a
+    vggtab model (or lies outside `models_dir` without `allow_outside`).
+    """
+    from engine import model, results
+    learner = results.load_model(model_path, models_dir=models_dir, allow_outside=allow_outside)
+    info = getattr(learner, "vggtab", None)
+    if not isinstance(info, model.ModelInfo):
+        raise StorageError(f"{model_path} is a fastai model that vggtab did not train: it does not record its "
+                           "classes and feature columns.", hint="Pick a .pkl file that vggtab saved under models/.")
+    merged = merge.merge_tables(load.load_table(embeddings, cache_dir=cache_dir).frame,
+                                load.load_table(tabular, cache_dir=cache_dir).frame,
+                                embeddings_path=str(embeddings), tabular_path=str(tabular),
+                                key=key if key is not None else info.config.get("key"), labels_required=False)
+    columns = list(info.transform.input_columns)
+    check_feature_columns(merged.frame, columns, embeddings, tabular)
+    policy = info.config.get("bad_rows", "drop")
+    audit = audit_features(merged.frame, columns, key=merge.MERGED_KEY, policy=policy)
+    if audit.dropped_columns:
+        raise InputError(f"Feature columns {named(audit.dropped_columns)} hold no values at all in {embeddings} "
+                         f"and {tabular}; the model needs them.",
+                         hint="Fill those columns the way the training files were made.")
+
+    model.set_threads(info.config.get("threads"))  # as in training, so the numbers match it to the last bit
+    probs = model.predict_proba(learner.model, info.transform.transform(audit.frame),
+                                multi_label=info.label_mode == "multi")
+    frame = pd.DataFrame(probs, columns=list(info.classes))
+    frame.insert(0, merge.MERGED_KEY, audit.frame[merge.MERGED_KEY].to_numpy())
+    warnings = list(merged.warnings) + list(audit.warnings)
+    if policy == "impute" and audit.bad_rows:
+        warnings.append(f"{len(audit.bad_rows):,} clips had NaN/inf features, filled with the training medians "
+                        f"(e.g. {', '.join(k for k, _ in audit.bad_rows[:3])}).")
+    return Prediction(frame=frame, dropped=audit.bad_rows if policy == "drop" else (),
+                      warnings=tuple(warnings), label_mode=info.label_mode)
+
+
+def check_feature_columns(frame: pd.DataFrame, columns: list[str], embeddings, tabular) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{embeddings} and {tabular} lack {len(missing):,} feature columns the model was trained "
+                         f"on: {named(missing)}.",
+                         hint="Give files with the same feature columns as the training files, or a model trained "
+                              "on the feature groups these files have.")
+
+
+def named(columns, limit: int = NAMED) -> str:
+    columns = list(columns)
+    more = f" … (+{len(columns) - limit:,} more)" if len(columns) > limit else ""
+    return ", ".join(columns[:limit]) + more
+
+
+def write_submission(prediction: Prediction, out_path) -> Path:
+    """The submission CSV, written completely or not at all; creates its folder if needed."""
+    from engine import results
+    path = Path(out_path)
+    results.check_writable(path.parent, OUT_FLAG)
+    frame = prediction.frame
+    return results.atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), flag=OUT_FLAG)
