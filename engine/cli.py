@@ -22,6 +22,7 @@ from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, 
                            RunFinished, StageDone)
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
+DEMO_TEST_EMBEDDINGS, DEMO_TEST_TABULAR = str(DEMO_DIR / "test_embeddings.csv"), str(DEMO_DIR / "test_tabular.csv")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,14 +123,16 @@ class ConsolePrinter:
 
     def on_EpochEnded(self, event: EpochEnded) -> None:
         if event.epoch == 1:
-            self.print(f"{'epoch':>5} {'train_loss':>10} {'valid_loss':>10} {'accuracy':>9} {'error':>7} {'time':>6}")
+            self.print(f"{'epoch':>5} {'train_loss':>10} {'valid_loss':>10} {'accuracy':>9} {'error':>7} {'lwlrap':>7} "
+                       f"{'time':>6}")
+        lwlrap = "" if event.lwlrap is None else f"{event.lwlrap:.4f}"
         self.print(f"{event.epoch:>5} {event.train_loss:>10.4f} {event.valid_loss:>10.4f} {event.accuracy:>9.4f} "
-                   f"{event.error_rate:>7.4f} {event.seconds:>5.1f}s")
+                   f"{event.error_rate:>7.4f} {lwlrap:>7} {event.seconds:>5.1f}s")
 
     def on_RunFinished(self, event: RunFinished) -> None:
         e, r = event.evaluation, event.record
         self.print(f"Valid accuracy {e.accuracy:.2%} (95% CI {e.ci_low:.1%}–{e.ci_high:.1%}, n={e.n_valid}), "
-                   f"error rate {e.error_rate:.2%}, lwlrap {e.lwlrap:.3f}")
+                   f"error rate {e.error_rate:.2%}, lwlrap {e.lwlrap:.3f}, mAP {e.mean_average_precision:.3f}")
         self.print(f"  random {e.random_baseline:.2%} · majority class {e.majority_baseline:.2%} · "
                    f"{e.improvement_over_random:.0f}× random · train accuracy {e.train_accuracy:.2%}")
         for note in e.diagnosis:
@@ -196,14 +199,31 @@ def command_results(args: argparse.Namespace) -> int:
         export_table(history.records, Path(args.export), "markdown" if args.export.endswith(".md") else "csv")
         print(f"Wrote {len(history.records)} runs to {args.export}")
         return 0
-    print(f"{'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} {'95% CI':>13}")
+    print(f"{'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} {'95% CI':>13} "
+          f"{'lwlrap':>6}")
     for r in history.records:
         m = r.metrics
         ci = f"{m['ci_low']:.1%}–{m['ci_high']:.1%}" if m.get("ci_low") is not None else ""
         accuracy = f"{m['val_accuracy']:.2%}" if m.get("val_accuracy") is not None else "-"
+        lwlrap = f"{m['lwlrap']:.3f}" if m.get("lwlrap") is not None else "-"
         lr = r.config.get("lr")
         print(f"{r.created:<19} {r.status:<9} {r.approach:<28} {lr if lr is None else format(lr, '.2e'):>8} "
-              f"{r.config.get('epochs', ''):>3} {accuracy:>9} {ci:>13}")
+              f"{r.config.get('epochs', ''):>3} {accuracy:>9} {ci:>13} {lwlrap:>6}")
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from engine.predict import predict_files, write_submission
+    prediction = predict_files(args.model, args.embeddings, args.tabular, key=args.key, models_dir=args.models_dir,
+                               allow_outside=args.allow_outside_models)
+    for warning in prediction.warnings:
+        print(f"  warning: {warning}")
+    for fname, why in prediction.dropped:
+        print(f"  dropped {fname}: {why}")
+    path = write_submission(prediction, args.out)
+    classes = prediction.frame.shape[1] - 1
+    print(f"Wrote {len(prediction.frame):,} clips × {classes} class probabilities ({prediction.label_mode}-label "
+          f"model) to {path}; {len(prediction.dropped):,} clips dropped.")
     return 0
 
 
@@ -222,6 +242,20 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
     demo.add_argument("--out", default=str(DEMO_DIR), help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     demo.add_argument("--force", action="store_true", help="overwrite existing demo files")
+    predict = commands.add_parser("predict", help="class probabilities for new clips from a saved model, "
+                                                  "written as a submission CSV (fname + one column per class)")
+    predict.add_argument("--model", required=True, metavar="PATH", help="a .pkl that vggtab saved under models/")
+    predict.add_argument("--embeddings", default=DEMO_TEST_EMBEDDINGS, metavar="PATH",
+                         help="embeddings of the clips to predict; no labels needed (default: the demo test clips)")
+    predict.add_argument("--tabular", default=DEMO_TEST_TABULAR, metavar="PATH",
+                         help="tabular features of the same clips (default: the demo test clips)")
+    predict.add_argument("--key", default=None, metavar="NAME",
+                         help="key column (default: the model's, else fname or file)")
+    predict.add_argument("--out", default="submission.csv", metavar="PATH", help="default: submission.csv")
+    predict.add_argument("--models-dir", default="models", metavar="DIR",
+                         help="the folder models are loaded from (default: models)")
+    predict.add_argument("--allow-outside-models", action="store_true",
+                         help="load a model file outside --models-dir (it runs code from the file: trust it)")
     results = commands.add_parser("results", help="list every recorded run, or export the table")
     results.add_argument("--results-dir", default="results", metavar="DIR")
     results.add_argument("--export", metavar="PATH", help="write the table to PATH (.csv or .md)")
@@ -229,7 +263,7 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": command_run, "demo": command_demo, "results": command_results}
+    "run": command_run, "demo": command_demo, "predict": command_predict, "results": command_results}
 
 
 def main(argv: list[str] | None = None, launch_app: Callable[[argparse.Namespace], int] | None = None) -> int:
