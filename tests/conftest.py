@@ -1,5 +1,8 @@
 """Shared fixtures: small generated demo sets, and a private Parquet cache for every test."""
 
+import signal
+from dataclasses import dataclass
+
 import pytest
 
 from engine.demo import DemoFiles, generate_demo
@@ -25,3 +28,30 @@ def tiny_demo(tmp_path_factory) -> DemoFiles:
 def private_cache_dir(tmp_path, monkeypatch):
     """Point the engine's Parquet cache at this test's own folder, so tests never share or keep a cache."""
     monkeypatch.setenv("VGGTAB_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@dataclass(frozen=True)
+class CliOutcome:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """`vggtab ARGS` through the CLI's main in this process (no seconds of imports per call, and monkeypatches
+    apply); returns what the user would see. The signal handlers `run` installs are put back afterwards."""
+    from engine import cli
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def run(*args: str) -> CliOutcome:
+        capsys.readouterr()
+        try:
+            code = cli.main(list(args))
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        captured = capsys.readouterr()
+        return CliOutcome(code, captured.out, captured.err)
+
+    return run

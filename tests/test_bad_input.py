@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import cli, results
+from engine import results
 from engine.errors import StorageError
 
 QUICK_RUN = ("--epochs", "1", "--lr", "1e-3", "--bs", "16")
@@ -43,13 +42,6 @@ class Inputs:
         return ~self.embeddings["labels"].str.contains(",")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture(scope="module")
 def demo_tables(tiny_demo):
     text = {"fname": str, "file": str, "labels": str}
@@ -63,24 +55,16 @@ def inputs(tmp_path, demo_tables):
 
 
 @pytest.fixture
-def vggtab(tmp_path, monkeypatch, capsys):
+def vggtab(tmp_path, monkeypatch, run_cli):
     """`vggtab run` on the case's files from the case's folder (models/ and results/ land there)."""
     monkeypatch.chdir(tmp_path)
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
-    def run(inputs: Inputs, *args: str) -> Outcome:
+    def run(inputs: Inputs, *args: str):
         for frame, path in ((inputs.embeddings, inputs.embeddings_path), (inputs.tabular, inputs.tabular_path)):
             if frame is not None and not path.exists():
                 frame.to_csv(path, index=False)
-        capsys.readouterr()
-        try:
-            code = cli.main(["run", "--embeddings", str(inputs.embeddings_path), "--tabular",
-                             str(inputs.tabular_path), *QUICK_RUN, *args])
-        finally:
-            for signum, handler in handlers.items():  # the CLI installs its cancel-on-signal handlers
-                signal.signal(signum, handler)
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        return run_cli("run", "--embeddings", str(inputs.embeddings_path), "--tabular", str(inputs.tabular_path),
+                       *QUICK_RUN, *args)
 
     return run
 
@@ -296,11 +280,11 @@ def read_only(monkeypatch, folder: Path) -> None:
 
 
 def full_disk(monkeypatch, folder: Path) -> None:
-    """Files can be opened but no rename or append completes, as when the disk fills during the save."""
+    """Files can be opened but no rename, link or append completes, as when the disk fills during the save."""
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(os, "replace", no_space)
-    monkeypatch.setattr(os, "write", no_space)
+    for name in ("replace", "link", "write"):
+        monkeypatch.setattr(os, name, no_space)
 
 
 def saved_files(folder: Path) -> dict[str, bytes]:
