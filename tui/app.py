@@ -28,7 +28,7 @@ from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderRe
                            RunFinished, StageDone)
 from tui.commands import ScreenCommands
 from tui.format import lr_text, percent
-from tui.messages import EngineReported, EngineReporter, JobFailed, LRChosen
+from tui.messages import EngineReported, EngineReporter, JobFailed, LearningRateChosen
 from tui.screens import DataForm, DroppedRowsScreen, HelpScreen, ParamsForm
 from tui.widgets.dataset import DatasetPanel
 from tui.widgets.lr_finder import LRFinderPanel
@@ -115,7 +115,6 @@ class MainScreen(Screen):
         for number, (name, title) in enumerate(PANELS.items(), start=1):
             tabs.append(f" {number} {title} ", style="bold reverse" if name == active else "")
         self.query_one("#panel-tabs", Static).update(tabs)
-        self.refresh_bindings()
 
     def watch_job(self, job: str) -> None:
         status = Text(f"● {job} …", style="bold yellow") if job else Text.assemble(
@@ -282,7 +281,7 @@ class MainScreen(Screen):
         self.lr_panel.show_lr(self.config.lr, self.config.lr_suggestion)
         self.training_panel.show_next_run(self.config)
 
-    def on_lr_chosen(self, message: LRChosen) -> None:
+    def on_learning_rate_chosen(self, message: LearningRateChosen) -> None:
         self._set_config(self.config.with_(lr=message.lr))
 
     # -- actions -----------------------------------------------------------------------------------------

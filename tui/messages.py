@@ -27,7 +27,7 @@ class JobFailed(Message):
         self.message = message
 
 
-class LRChosen(Message):
+class LearningRateChosen(Message):
     """The user typed a valid learning rate for the next run (None: the finder's suggestion)."""
 
     def __init__(self, lr: float | None) -> None:

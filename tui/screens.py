@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from engine.config import ARCHITECTURE_PRESETS, RunConfig, parse_layers
 from engine.errors import ConfigError
@@ -43,6 +43,7 @@ class FormScreen(ModalScreen):
                 yield Static("", id=f"error-{name}", classes="form-error")
             yield Static(self.HELP_TEXT + "\nEnter: apply · Tab: next field · Esc: close unchanged",
                          classes="form-help")
+        yield Footer()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -155,6 +156,7 @@ class DroppedRowsScreen(CloseableScreen):
             for fname, columns in self.summary.imputed:
                 table.add_row(fname, "imputed", columns)
             yield table
+        yield Footer()
 
 
 class HelpScreen(CloseableScreen):
@@ -183,5 +185,5 @@ class HelpScreen(CloseableScreen):
             "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row.\n")
         with VerticalScroll(classes="dialog"):
             yield Static(workflow)
-            yield Static(keys)
-            yield Static(Text("Esc closes this help.", style="dim"))
+            yield Static(keys, id="help-keys")
+        yield Footer()

@@ -14,7 +14,7 @@ from engine.config import LR_SUGGESTIONS, lr_warning, parse_lr
 from engine.errors import ConfigError
 from engine.events import LRFinderReady
 from tui.format import lr_text
-from tui.messages import LRChosen
+from tui.messages import LearningRateChosen
 from tui.widgets.plot import PlotView
 
 # The key that takes each suggestion; also the marker drawn on the curve, so the plot teaches the keys.
@@ -57,7 +57,7 @@ def suggestions_text(finder: LRFinderReady) -> Text:
 
 
 class LRFinderPanel(VerticalScroll):
-    """The curve and the learning rate the next run will use. Posts LRChosen when the user sets one."""
+    """The curve and the learning rate the next run will use. Posts LearningRateChosen when the user sets one."""
 
     BINDINGS = [
         Binding("e", "edit", "Edit LR", tooltip="Type the learning rate for the next run"),
@@ -130,7 +130,7 @@ class LRFinderPanel(VerticalScroll):
             lr = parse_lr(event.value)
         except ConfigError:
             return  # the message next to the field already says why
-        self.post_message(LRChosen(lr))
+        self.post_message(LearningRateChosen(lr))
         self.focus()
 
     def action_revert_lr(self) -> None:
