@@ -223,7 +223,7 @@ def command_predict(args: argparse.Namespace) -> int:
     path = write_submission(prediction, args.out)
     classes = prediction.frame.shape[1] - 1
     print(f"Wrote {len(prediction.frame):,} clips × {classes} class probabilities ({prediction.label_mode}-label "
-          f"model) to {path}; {len(prediction.dropped):,} clips dropped.")
+          f"model) to {path}; {len(prediction.dropped):,} clip{'' if len(prediction.dropped) == 1 else 's'} dropped.")
     return 0
 
 
