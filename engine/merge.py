@@ -110,7 +110,8 @@ def _find_key(frame: pd.DataFrame, path: str, key: str | None, named_somewhere: 
     if key is None:
         raise InputError(f"{path} has no key column (fname or file). Columns: {_column_list(frame)}.",
                          hint="Name the column that holds the clip file names with --key NAME.")
-    also = "" if not named_somewhere else " (nor fname or file)"
+    others = [c for c in KEY_CANDIDATES if c != key]
+    also = f" (nor {' or '.join(others)})" if named_somewhere else ""
     raise InputError(f"{path} has no column {key!r}{also}. Columns: {_column_list(frame)}.",
                      hint="Give --key the name of the column that holds the clip file names; the other file "
                           "may name its key fname or file.")
