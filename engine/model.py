@@ -16,7 +16,6 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
-from fastai.metrics import accuracy, accuracy_multi, error_rate
 from fastai.optimizer import OptimWrapper
 from fastai.tabular.model import TabularModel
 
@@ -103,13 +102,11 @@ def build_learner(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray,
     dls = TensorDataLoaders(train, valid, path=tempfile.gettempdir())
     model = TabularModel(emb_szs=[], n_cont=x_train.shape[1], out_sz=n_classes, layers=list(layers),
                          ps=[ps] * len(layers) if ps else None)
-    if multi_label:
-        loss_func, metrics = BCEWithLogitsLossFlat(), [accuracy_multi]
-    else:
-        loss_func, metrics = CrossEntropyLossFlat(), [accuracy, error_rate]
+    loss_func = BCEWithLogitsLossFlat() if multi_label else CrossEntropyLossFlat()
     # torch's foreach AdamW does fastai Adam's maths (decoupled wd, eps 1e-5) in a few fused ops per step.
     opt_func = partial(OptimWrapper, opt=partial(torch.optim.AdamW, eps=1e-5, foreach=True))
-    learner = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, metrics=metrics, wd=wd,
+    # No fastai metrics: engine.train scores each epoch the way engine.evaluate scores the run.
+    learner = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, wd=wd,
                       path=tempfile.gettempdir())
     # The batches are tensors already and progress is reported by engine.train: drop those per-batch costs.
     learner.remove_cbs([cb for cb in learner.cbs if type(cb).__name__ in ("ProgressCallback", "CastToTensor")])

@@ -17,6 +17,7 @@ import pickle
 import re
 import secrets
 import typing
+import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -233,7 +234,10 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
     if not magic.startswith(MODEL_MAGICS):
         raise not_a_model
     try:
-        learner = load_learner(resolved, cpu=True)
+        with warnings.catch_warnings():
+            # fastai warns that unpickling runs code; the path check above is that warning's answer.
+            warnings.simplefilter("ignore", UserWarning)
+            learner = load_learner(resolved, cpu=True)
     # Anything unpickling can raise: the file is torn, foreign, or pickles classes that no longer exist.
     # (torch reports a torn archive as OSError EINVAL; the file itself was readable just above.)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, AttributeError, ImportError,
