@@ -48,7 +48,7 @@ RESULTS_COLUMNS = (
 )
 EPOCH_COLUMNS = ("epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "seconds")
 TABLE_COLUMNS = ("approach", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
-                 "error_rate", "train_seconds", "num_params", "created")
+                 "error_rate", "lwlrap", "train_seconds", "num_params", "created")
 # torch.save writes a zip archive; files from before torch 1.6 are a bare pickle (protocol 2+).
 MODEL_MAGICS = (b"PK\x03\x04", b"\x80")
 
@@ -535,6 +535,7 @@ def table_row(record: RunRecord) -> dict:
         "ci_low": metrics.get("ci_low"),
         "ci_high": metrics.get("ci_high"),
         "error_rate": metrics.get("error_rate"),
+        "lwlrap": metrics.get("lwlrap"),
         "train_seconds": record.train_seconds,
         "num_params": record.num_params,
         "created": record.created,
@@ -558,13 +559,13 @@ def export_table(records: Iterable[RunRecord], path, fmt: str) -> Path:
 
 def _markdown_table(rows: list[dict]) -> str:
     header = ("approach", "features", "layers", "lr", "epochs", "val accuracy", "95 % CI", "error rate",
-              "train s", "params", "created")
+              "lwlrap", "train s", "params", "created")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
         cells = (row["approach"], row["features"], row["layers"], _number(row["lr"], ".2g"),
                  _number(row["epochs"], "d"), _number(row["val_accuracy"], ".2%"),
                  _interval(row["ci_low"], row["ci_high"]),
-                 _number(row["error_rate"], ".2%"), _number(row["train_seconds"], ".1f"),
+                 _number(row["error_rate"], ".2%"), _number(row["lwlrap"], ".3f"), _number(row["train_seconds"], ".1f"),
                  _number(row["num_params"], ","), row["created"])
         lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
