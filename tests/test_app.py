@@ -60,7 +60,8 @@ def rows(table: DataTable) -> list[list[str]]:
 
 
 async def settle(app, pilot) -> None:
-    """Wait for every worker, then for the messages they posted."""
+    """Wait for the app's start-up work to begin, for every worker, then for the messages they posted."""
+    await wait_until(pilot, lambda: "starting" not in shown(app, "#job-status"))
     await app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -172,9 +173,13 @@ async def test_typed_lr_is_checked_next_to_the_field(make_app):
 
 async def test_training_fills_the_epoch_table_and_the_results(make_app, tmp_path):
     app = make_app(epochs=3)
-    async with app.run_test(size=NARROW) as pilot:
+    async with app.run_test(size=NARROW, notifications=True) as pilot:
         await settle(app, pilot)
-        await pilot.press("t")
+        # What f then t do when t comes while the data is being prepared, in one tick so no race decides it:
+        app.screen.action_cycle_features()
+        app.screen.action_train()
+        await pilot.pause()
+        assert "starts as soon as the data is ready" in notices(app)
         await settle(app, pilot)
 
         epochs = rows(app.screen.query_one("#epochs", DataTable))

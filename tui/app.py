@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from contextlib import suppress
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from rich.text import Text
 from textual import work
@@ -43,6 +43,12 @@ ENGINE_GROUP = "engine"
 PANEL_KEYS = Binding.Group("Panel", compact=True)
 
 
+class Job(NamedTuple):
+    name: str
+    step: Callable[[object], object]  # runs on the engine session in a worker thread
+    on_start: Callable[[], None]  # shows the job starting, on the UI thread
+
+
 def model_settings(config: RunConfig) -> RunConfig:
     """What the LR curve depends on: everything but the run length, the LR itself and the name."""
     return config.with_(epochs=1, lr=None, lr_suggestion="valley", name="")
@@ -68,12 +74,13 @@ class MainScreen(Screen):
         self.results_dir, self.models_dir = results_dir, models_dir
         self._session = None  # engine.pipeline.Session, made in the first worker
         self._cancel = threading.Event()
+        self._queued: Job | None = None  # waits for the data preparation that is running
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self):
         with Horizontal(id="top-bar"):
             yield Static(id="panel-tabs")
-            yield Static(id="job-status")
+            yield Static("starting …", id="job-status")
         with Container(id="panels"):
             yield DatasetPanel(id="dataset", classes="panel")
             yield LRFinderPanel(id="lr", classes="panel")
@@ -103,7 +110,10 @@ class MainScreen(Screen):
         self._show_config()
         self.action_show_panel("dataset")
         self.watch_active_panel("dataset")
-        self.watch_job("")
+        self.call_after_refresh(self._start_background_work)
+
+    def _start_background_work(self) -> None:
+        """After the first paint: the imports in these threads would otherwise hold the GIL against it."""
         self.warm_up()
         self.load_history()
         self._prepare()
@@ -156,7 +166,9 @@ class MainScreen(Screen):
 
     # -- engine jobs -------------------------------------------------------------------------------------
     def _refuse_if_busy(self) -> bool:
-        if not self.job:
+        """The LR finder and training cannot be interrupted by another job; data preparation can be queued
+        behind (see `_start`)."""
+        if self.job not in (FIND_LR, TRAIN):
             return False
         hint = " Press c to cancel it." if self.job == TRAIN else ""
         self.notify(f"Still busy with {self.job}: one job at a time.{hint}", title="Refused", severity="warning")
@@ -178,17 +190,27 @@ class MainScreen(Screen):
         except VggtabError as error:
             self.post_message(JobFailed(job, str(error)))
 
-    def _start(self, job: str, step: Callable[[object], object]) -> bool:
+    def _start(self, job: str, step: Callable[[object], object], on_start: Callable[[], None]) -> None:
+        """Run `job` now; while the data is being prepared, run it right after (the latest request wins)."""
         if self._refuse_if_busy():
-            return False
+            return
+        if self.job == PREPARE:
+            self._queued = Job(job, step, on_start)
+            self.notify(f"{job[0].upper()}{job[1:]} starts as soon as the data is ready.")
+            return
         self.job = job
+        on_start()
         self._run_job(job, step)
-        return True
+
+    def _start_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self._start(*queued)
 
     def _prepare(self) -> None:
         config = self.config
-        if self._start(PREPARE, lambda session: session.prepare(config)):
-            self.dataset_panel.show_preparing(config)
+        self._start(PREPARE, lambda session: session.prepare(config),
+                    lambda: self.dataset_panel.show_preparing(config))
 
     @work(thread=True, group="warm-up", exit_on_error=False)
     def warm_up(self) -> None:
@@ -214,6 +236,7 @@ class MainScreen(Screen):
                                                              WorkerState.CANCELLED):
             self.job = ""
             self._show_config()
+            self._start_queued()
 
     def on_job_failed(self, message: JobFailed) -> None:
         self._show_failure(message.job, message.message)
@@ -221,6 +244,10 @@ class MainScreen(Screen):
     def _show_failure(self, job: str, message: str) -> None:
         if job == PREPARE:
             self.dataset_panel.show_error(message)
+            if self._queued is not None and self._queued.name != PREPARE:
+                self.notify(f"{self._queued.name[0].upper()}{self._queued.name[1:]} was not started.",
+                            severity="warning")
+                self._queued = None
         elif job == FIND_LR:
             self.lr_panel.show_error(message)
         elif job == TRAIN:
@@ -257,7 +284,8 @@ class MainScreen(Screen):
                 self.notify(f"Cancelled after {event.epochs_done} epochs.", title="Run cancelled")
 
     async def stop_jobs(self) -> None:
-        """Before quitting: cancel a run, let any other job finish, and wait for the worker thread."""
+        """Before quitting: drop a queued job, cancel a run, let any other job finish, wait for the thread."""
+        self._queued = None
         running = [w for w in self.app.workers if w.group == ENGINE_GROUP and not w.is_finished]
         if not running:
             return
@@ -290,17 +318,19 @@ class MainScreen(Screen):
         self.call_after_refresh(lambda: self.query_one(FOCUS_TARGETS[name]).focus())
 
     def action_find_lr(self) -> None:
-        config = self.config
-        if self._start(FIND_LR, lambda session: session.find_lr(config)):
+        def started() -> None:
             self.lr_panel.show_running()
             self.action_show_panel("lr")
+        config = self.config
+        self._start(FIND_LR, lambda session: session.find_lr(config), started)
 
     def action_train(self) -> None:
-        config, cancel = self.config, threading.Event()
-        if self._start(TRAIN, lambda session: session.train(config, cancel)):
+        def started() -> None:
             self._cancel = cancel
             self.training_panel.start(config)
             self.action_show_panel("training")
+        config, cancel = self.config, threading.Event()
+        self._start(TRAIN, lambda session: session.train(config, cancel), started)
 
     def action_cancel_run(self) -> None:
         if self.job != TRAIN:
