@@ -315,7 +315,8 @@ class MainScreen(Screen):
     # -- actions -----------------------------------------------------------------------------------------
     def action_show_panel(self, name: str) -> None:
         self.active_panel = name
-        self.call_after_refresh(lambda: self.query_one(FOCUS_TARGETS[name]).focus())
+        # Focus now, not after the repaint: keys typed ahead ("3p") must reach the panel they follow.
+        self.set_focus(self.query_one(FOCUS_TARGETS[name]))
 
     def action_find_lr(self) -> None:
         def started() -> None:

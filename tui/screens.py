@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from engine.config import ARCHITECTURE_PRESETS, RunConfig, parse_layers
 from engine.errors import ConfigError
 from engine.events import DatasetSummary
-from tui.format import layers_text
 
 
 class FormScreen(ModalScreen):
@@ -50,7 +49,9 @@ class FormScreen(ModalScreen):
         values = {name: self.query_one(f"#field-{name}", Input).value for name in self.fields()}
         result, errors = self.check(values)
         for name in values:
-            self.query_one(f"#error-{name}", Static).update(Text(errors.get(name, ""), style="red"))
+            error = self.query_one(f"#error-{name}", Static)
+            error.update(Text(errors.get(name, ""), style="red"))
+            error.display = name in errors
         if errors:
             self.query_one(f"#field-{next(iter(errors))}", Input).focus()
         else:
@@ -113,7 +114,8 @@ class ParamsForm(FormScreen):
     """Edit the model's hyperparameters; dismisses with the changed RunConfig or None."""
 
     TITLE_TEXT = "Hyperparameters for the next run"
-    HELP_TEXT = "Presets: " + " · ".join(f"{name} {layers_text(sizes)}" for name, sizes in ARCHITECTURE_PRESETS.items())
+    HELP_TEXT = "Layer presets: " + " · ".join(f"{name} {','.join(map(str, sizes))}"
+                                               for name, sizes in ARCHITECTURE_PRESETS.items())
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__()
