@@ -69,7 +69,12 @@ def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fnam
     if small:
         listed = ", ".join(f"{name} ({class_sizes[name]})" for name in small[:5])
         more = f" … (+{len(small) - 5} more)" if len(small) > 5 else ""
-        warnings.append(f"{len(small)} classes have fewer than {SMALL_CLASS} clips: {listed}{more}.")
+        warnings.append(f"{classes_have(len(small))} fewer than {SMALL_CLASS} clips: {listed}{more}.")
     return Labelled(frame=kept, classes=classes, class_sizes={name: class_sizes[name] for name in classes},
                     label_counts=label_count_distribution(frame[LABELS]),
                     dropped_empty=tuple(keys[empty].astype(str)), warnings=tuple(warnings))
+
+
+def classes_have(count: int) -> str:
+    """'1 class has' / '3 classes have', for messages about small classes."""
+    return "1 class has" if count == 1 else f"{count} classes have"

@@ -26,6 +26,7 @@ from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Rep
 def warm_up() -> None:
     """Import fastai and torch ahead of need (≈3.5 s), e.g. in a background thread while the UI paints."""
     import engine.model  # noqa: F401  (the import is the work)
+    import torch._dynamo  # noqa: F401  (torch imports it when the first optimizer is built: ~2 s)
 
 
 @dataclass(frozen=True)

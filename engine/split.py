@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from engine.errors import ConfigError, InputError
+from engine.labels import classes_have
 
 NAMED_CLASSES = 5
 
@@ -83,7 +84,7 @@ def _set_aside_small_classes(strata: np.ndarray, *, min_clips: int) -> tuple[np.
     if small:
         listed = ", ".join(f"{name or '(no label)'} ({sizes[name]})" for name in small[:NAMED_CLASSES])
         more = f" … (+{len(small) - NAMED_CLASSES} more)" if len(small) > NAMED_CLASSES else ""
-        notes.append(f"{len(small)} classes have fewer than {min_clips} clips, too few to stratify; "
+        notes.append(f"{classes_have(len(small))} fewer than {min_clips} clips, too few to stratify; "
                      f"they are in train only: {listed}{more}.")
     if len(rest) < min_clips:
         raise InputError(f"Only {len(rest)} clips belong to classes large enough to split.",
