@@ -1,0 +1,336 @@
+"""vggtab's speed benchmark (`make bench`): the engine and the app against the user's stock fastai notebook.
+
+    .venv/bin/python bench/bench.py [--quick] [--json PATH] [--seeds 3] [--no-app]
+
+Data of the workload's shape (4,970 tabular rows × 2,474 columns, 3,524 embedding rows, 74 classes) is generated
+once with engine.demo.generate_demo into data/bench/, plus the same tabular table written at full float
+precision (~244 MB, the size of the user's file; the demo writes 6 significant digits, ~115 MB). Every
+measure runs in a fresh child process (bench/stock.py, engine_run.py, fit.py, bench_app.py) and reports JSON;
+this script prints one table. The machine is shared: the load average is printed with the table, fits are
+interleaved (stock, engine, engine, per seed) and CPU seconds are shown beside wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+DATA = ROOT / "data" / "bench"
+EMBEDDINGS = DATA / "embeddings.csv"
+TABULAR = DATA / "tabular.csv"  # the demo's 6 significant digits
+TABULAR_FULL = DATA / "tabular_full.csv"  # same table, full float precision: the user's file size
+WARM_CACHE = DATA / "cache"  # Parquet cache for the children that time steps after loading
+
+sys.path.insert(0, str(ROOT))
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+def ensure_data() -> None:
+    if not (EMBEDDINGS.is_file() and TABULAR.is_file()):
+        from engine.demo import generate_demo
+        print(f"Generating the workload into {DATA.relative_to(ROOT)}/ (once) …", file=sys.stderr)
+        generate_demo(DATA)
+    if not TABULAR_FULL.is_file():
+        write_full_precision(TABULAR, TABULAR_FULL)
+
+
+def write_full_precision(source: Path, target: Path) -> None:
+    """The demo's table with float32 values printed as float64 (17 significant digits), like a pandas export
+    of features computed in float32: ~244 MB, the size of the user's file."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    table = pa_csv.read_csv(source, read_options=pa_csv.ReadOptions(block_size=16 << 20),
+                            convert_options=pa_csv.ConvertOptions(column_types={"file": pa.string()}))
+    columns = [column.cast(pa.float32()).cast(pa.float64()) if pa.types.is_floating(column.type) else column
+               for column in table.columns]
+    temp = target.with_name(f".{target.name}.tmp")
+    pa_csv.write_csv(pa.table(columns, names=table.column_names), temp,
+                     write_options=pa_csv.WriteOptions(quoting_style="needed"))
+    os.replace(temp, target)
+
+
+# -- children -----------------------------------------------------------------------------------------------
+def child(args: list[str], *, json_path: Path | None = None, env: dict | None = None,
+          log: Path | None = None) -> tuple[dict, float, float]:
+    """Run `python args…`, which writes JSON to json_path (default: its last argument); returns (that JSON,
+    wall seconds from spawn to exit, peak RSS in MB of that process alone)."""
+    json_path = Path(json_path or args[-1])
+    json_path.unlink(missing_ok=True)
+    out = open(log, "w") if log else subprocess.DEVNULL
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT if log else None,
+                               env={**os.environ, **(env or {})}, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if log:
+        out.close()
+    if process.returncode != 0 or not json_path.is_file():
+        where = f"; its output is in {log}" if log else ""
+        raise RuntimeError(f"{' '.join(args[:2])} failed with exit code {process.returncode}{where}")
+    return json.loads(json_path.read_text()), wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+
+
+def default_threads() -> int:
+    import ast
+    source = (ROOT / "engine" / "model.py").read_text()
+    for node in ast.parse(source).body:  # without importing torch into this process
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DEFAULT_THREADS":
+            return int(ast.literal_eval(node.value))
+    return 1
+
+
+# -- measures -----------------------------------------------------------------------------------------------
+def measure_reload(quick: bool) -> dict:
+    """engine.load.load_table with an empty cache (CSV parse + Parquet write), then again (cache hit)."""
+    from engine.load import load_table
+
+    result = {}
+    for name, path in (("demo", TABULAR), ("full", TABULAR_FULL)):
+        if quick and name == "full":
+            continue
+        with tempfile.TemporaryDirectory(prefix="vggtab-bench-cache-") as cache:
+            started = time.perf_counter()
+            first = load_table(path, cache_dir=cache)
+            first_s = time.perf_counter() - started
+            del first
+            again = []
+            for _ in range(2):
+                started = time.perf_counter()
+                table = load_table(path, cache_dir=cache)
+                again.append(time.perf_counter() - started)
+                assert table.from_cache, "the second load missed the cache"
+                del table
+        result[name] = {"mb": path.stat().st_size / 1e6, "first": first_s, "cached": min(again)}
+    return result
+
+
+def measure_e2e(scratch: Path, threads: int) -> dict:
+    tabular = str(TABULAR_FULL)
+    stock_dir, engine_dir = scratch / "stock", scratch / "engine"
+    stock_dir.mkdir()
+    engine_dir.mkdir()
+    stock, stock_wall, stock_rss = child(
+        [str(BENCH / "stock.py"), str(EMBEDDINGS), tabular, str(stock_dir), str(scratch / "stock.json"),
+         str(threads)], json_path=scratch / "stock.json", log=scratch / "stock.log")
+    engine, engine_wall, engine_rss = child(
+        [str(BENCH / "engine_run.py"), str(EMBEDDINGS), tabular, str(engine_dir), str(scratch / "engine.json")],
+        json_path=scratch / "engine.json", env={"VGGTAB_CACHE_DIR": str(scratch / "empty-cache")}, log=scratch / "engine.log")
+    return {"stock": stock | {"wall": stock_wall, "rss_mb": stock_rss},
+            "engine": engine | {"wall": engine_wall, "rss_mb": engine_rss}}
+
+
+def measure_fit(scratch: Path, *, seeds: int, epochs: int, profile: bool) -> dict:
+    args = [str(BENCH / "fit.py"), "compare", str(EMBEDDINGS), str(TABULAR_FULL), "--seeds", str(seeds),
+            "--epochs", str(epochs), "--cache-dir", str(WARM_CACHE)]
+    if profile:
+        args.append("--profile")
+    result, _, _ = child(args + [str(scratch / "fit.json")], log=scratch / "fit.log")
+    return result
+
+
+def measure_threads(scratch: Path, *, epochs: int) -> dict:
+    result, _, _ = child([str(BENCH / "fit.py"), "threads", str(EMBEDDINGS), str(TABULAR_FULL), "--epochs",
+                          str(epochs), "--cache-dir", str(WARM_CACHE), str(scratch / "threads.json")],
+                         log=scratch / "threads.log")
+    return result
+
+
+def measure_paint(scratch: Path, runs: int) -> dict:
+    times = []
+    for run in range(runs):
+        out = scratch / f"paint{run}"
+        out.mkdir()
+        result, _, _ = child([str(BENCH / "bench_app.py"), "paint", repr(time.time()), str(EMBEDDINGS),
+                              str(TABULAR_FULL), str(out), str(scratch / f"paint{run}.json")],
+                             env={"VGGTAB_CACHE_DIR": str(WARM_CACHE)}, log=scratch / f"paint{run}.log")
+        times.append(result)
+    return {"runs": times, "median": statistics.median(r["first_paint"] for r in times)}
+
+
+def measure_lag(scratch: Path, threads: int) -> dict:
+    out = scratch / f"lag{threads}"
+    out.mkdir()
+    result, _, _ = child([str(BENCH / "bench_app.py"), "lag", str(threads), str(EMBEDDINGS), str(TABULAR_FULL),
+                          str(out), str(scratch / f"lag{threads}.json")],
+                         env={"VGGTAB_CACHE_DIR": str(WARM_CACHE)}, log=scratch / f"lag{threads}.log")
+    return result
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+class Table:
+    HEAD = ("measure", "stock", "engine", "ratio", "goal", "met?")
+
+    def __init__(self):
+        self.rows: list[tuple[str, ...]] = []
+
+    def add(self, measure: str, stock: str = "", engine: str = "", ratio: str = "", goal: str = "",
+            met: bool | None = None) -> None:
+        self.rows.append((measure, stock, engine, ratio, goal, "" if met is None else "yes" if met else "NO"))
+
+    def section(self, title: str) -> None:
+        self.rows.append((f"-- {title}", "", "", "", "", ""))
+
+    def render(self) -> str:
+        widths = [max(len(row[i]) for row in (self.HEAD, *self.rows)) for i in range(len(self.HEAD))]
+        line = "  ".join("-" * w for w in widths)
+        text = ["  ".join(h.ljust(w) for h, w in zip(self.HEAD, widths)), line]
+        for row in self.rows:
+            text.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                  for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        return "\n".join(text)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def ratio(before: float, after: float) -> float:
+    return before / after if after > 0 else float("inf")
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1%} ± {sd:.1%}"
+
+
+def fill_table(table: Table, raw: dict) -> None:
+    fit = raw.get("fit")
+    if fit:
+        runs = fit["runs"]
+        stock = statistics.mean(r["fit"] for r in runs["stock"])
+        table.section(f"fit: {fit['epochs']} epochs, LR {fit['lr']:g}, {fit['train_rows']:,} train / "
+                      f"{fit['valid_rows']:,} valid × {fit['features']:,} features, {fit['threads']} torch "
+                      f"thread(s), {len(runs['stock'])} seeds, same split")
+        for sampling in ("shuffle", "replacement"):
+            engine = statistics.mean(r["fit"] for r in runs[sampling])
+            table.add(f"fit wall, engine sampling={sampling}", seconds(stock), seconds(engine),
+                      f"{ratio(stock, engine):.1f}×", "≥ 3×" if sampling == "shuffle" else "",
+                      ratio(stock, engine) >= 3 if sampling == "shuffle" else None)
+        stock_cpu = statistics.mean(r["fit_cpu"] for r in runs["stock"])
+        engine_cpu = statistics.mean(r["fit_cpu"] for r in runs["shuffle"])
+        table.add("fit CPU seconds (less load-sensitive)", seconds(stock_cpu), seconds(engine_cpu),
+                  f"{ratio(stock_cpu, engine_cpu):.1f}×")
+        extra = fit.get("first_fit_extra", {})
+        if extra:
+            table.add("one-time cost of the first fit in a process", seconds(extra["stock"]),
+                      seconds(extra["engine"]))
+        table.add("stock DataLoaders build / engine learner build",
+                  seconds(statistics.mean(r["build"] for r in runs["stock"])),
+                  seconds(statistics.mean(r["build"] for r in runs["shuffle"])))
+        for sampling in ("shuffle", "replacement"):
+            table.add(f"valid accuracy (epoch {fit['epochs']}), engine {sampling}",
+                      mean_sd([r["accuracy"] for r in runs["stock"]]),
+                      mean_sd([r["accuracy"] for r in runs[sampling]]))
+    e2e = raw.get("e2e")
+    if e2e:
+        stock, engine = e2e["stock"], e2e["engine"]
+        table.section(f"end to end, cold, new process, {TABULAR_FULL.stat().st_size / 1e6:.0f} MB tabular CSV, "
+                      f"LR finder + 20 epochs, {raw['threads']} torch thread(s) both")
+        for stage in ("import", "load", "merge", "audit", "labels", "split", "features", "lr_find", "fit",
+                      "evaluate", "save"):
+            a, b = stock["stages"].get(stage, 0.0), engine["stages"].get(stage, 0.0)
+            table.add(f"  {stage}", seconds(a), seconds(b), f"{ratio(a, b):.1f}×" if b > 0.05 else "")
+        table.add("end to end total (process wall)", seconds(stock["wall"]), seconds(engine["wall"]),
+                  f"{ratio(stock['wall'], engine['wall']):.1f}×", "≥ 2×", ratio(stock["wall"], engine["wall"]) >= 2)
+        table.add("valid accuracy of that run (LR from the finder)", f"{stock['accuracy']:.1%}",
+                  f"{engine['accuracy']:.1%}", f"LR {stock['lr']:.2g} / {engine['lr']:.2g}")
+        table.add("peak memory of the run (max RSS)", f"{stock['rss_mb']:,.0f} MB", f"{engine['rss_mb']:,.0f} MB",
+                  "", "< 1.5 GB", engine["rss_mb"] < 1536)
+    reload = raw.get("reload")
+    if reload:
+        table.section("reload: engine.load.load_table, first (CSV parse + cache write) → again (Parquet cache)")
+        for name, label in (("full", "full precision, the user's size"), ("demo", "demo's 6 digits")):
+            if name in reload:
+                r = reload[name]
+                table.add(f"tabular CSV {r['mb']:.0f} MB ({label})", seconds(r["first"]), seconds(r["cached"]),
+                          f"{ratio(r['first'], r['cached']):.1f}×", "≥ 5×" if name == "full" else "",
+                          ratio(r["first"], r["cached"]) >= 5 if name == "full" else None)
+    threads = raw.get("threads_fit")
+    if threads:
+        fits = threads["fit"]
+        table.section(f"threads: engine fit, {threads['epochs']} epochs, 1 vs 2 torch threads "
+                      f"(stock column = 1 thread, engine column = 2 threads)")
+        for where, label in (("alone", "nothing else of ours running"),
+                             ("busy", "plus one busy single-threaded process")):
+            one, two = fits[f"1_{where}"], fits[f"2_{where}"]
+            table.add(f"fit, {label}", seconds(one), seconds(two), f"{ratio(one, two):.2f}×")
+    paint = raw.get("paint")
+    if paint:
+        table.section("app (Textual, headless 120×40)")
+        table.add(f"first paint from process start (median of {len(paint['runs'])})", "",
+                  seconds(paint["median"]), "", "< 1 s", paint["median"] < 1)
+    for threads_count in (1, 2):
+        lag = raw.get(f"lag{threads_count}")
+        if not lag:
+            continue
+        label = f"{threads_count} thread{'s' if threads_count > 1 else ''}"
+        training = lag["training"]
+        table.add(f"loop lag during a 20-epoch run, p95 ({label})", "", f"{training['p95'] * 1000:.0f} ms",
+                  "", "< 50 ms", training["p95"] < 0.05)
+        table.add(f"loop lag during the run, max ({label})", "", f"{training['max'] * 1000:.0f} ms", "",
+                  "< 250 ms", training["max"] < 0.25)
+        keys = lag["key_handled"]
+        table.add(f"key → action during the run, max of {keys['n']} ({label})", "",
+                  f"{keys['max'] * 1000:.0f} ms", "", "< 250 ms", keys["max"] < 0.25)
+        table.add(f"key → next screen refresh, max ({label})", "", f"{lag['key_painted']['max'] * 1000:.0f} ms")
+        table.add(f"run length in the app ({label}); finished: {lag['run_finished']}", "",
+                  seconds(lag["train_seconds"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: no end-to-end or app-lag runs, 1 seed × 2 epochs, the small CSV only")
+    parser.add_argument("--json", metavar="PATH", help="save the raw numbers as JSON")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per fit variant (default 3)")
+    parser.add_argument("--no-app", action="store_true", help="skip the app measures")
+    parser.add_argument("--profile", action="store_true", help="cProfile one engine and one stock fit (in JSON)")
+    args = parser.parse_args()
+
+    ensure_data()
+    threads = default_threads()
+    raw: dict = {"threads": threads, "load_before": os.getloadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    began = time.perf_counter()
+    steps = [("reload", lambda scratch: measure_reload(args.quick))]
+    if not args.quick:
+        steps.append(("e2e", lambda scratch: measure_e2e(scratch, threads)))
+    steps += [("fit", lambda scratch: measure_fit(scratch, seeds=1 if args.quick else args.seeds,
+                                                  epochs=2 if args.quick else 20, profile=args.profile)),
+              ("threads_fit", lambda scratch: measure_threads(scratch, epochs=1 if args.quick else 5))]
+    if not args.no_app:
+        steps.append(("paint", lambda scratch: measure_paint(scratch, 1 if args.quick else 3)))
+        if not args.quick:
+            steps += [("lag1", lambda scratch: measure_lag(scratch, 1)),
+                      ("lag2", lambda scratch: measure_lag(scratch, 2))]
+    with tempfile.TemporaryDirectory(prefix="vggtab-bench-") as folder:
+        for name, step in steps:
+            print(f"[{time.perf_counter() - began:5.0f} s] {name} …", file=sys.stderr)
+            scratch = Path(folder) / name
+            scratch.mkdir()
+            raw[name] = step(scratch)
+    raw["load_after"] = os.getloadavg()
+    raw["bench_seconds"] = time.perf_counter() - began
+
+    table = Table()
+    fill_table(table, raw)
+    print(table.render())
+    print(f"\nload average (1/5/15 min) before {'/'.join(f'{x:.1f}' for x in raw['load_before'])}, after "
+          f"{'/'.join(f'{x:.1f}' for x in raw['load_after'])} on {os.cpu_count()} cores; "
+          f"bench took {raw['bench_seconds']:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()

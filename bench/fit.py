@@ -1,0 +1,166 @@
+"""Fit timings in one process, on the engine's split of the workload (run by bench/bench.py).
+
+    python bench/fit.py compare EMBEDDINGS TABULAR JSON_PATH [--seeds 3] [--epochs 20] [--lr 3e-3] [--profile]
+    python bench/fit.py threads EMBEDDINGS TABULAR JSON_PATH [--epochs 5]
+
+compare: for each seed, the stock fit (TabularDataLoaders.from_df + tabular_learner + fit_one_cycle) and the
+engine's fit (build_learner + engine.train.fit) with sampling=shuffle and sampling=replacement, interleaved so
+that load from other processes hits every variant alike; same rows, same LR, same torch thread count.
+threads: the engine's fit with 1 and 2 torch threads, alone and while a busy process shares the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from engine import model  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
+from engine.events import ignore  # noqa: E402
+from engine.pipeline import Session  # noqa: E402
+from engine.train import fit  # noqa: E402
+
+# One single-threaded process spinning on small matmuls: stands in for another user's job on the 2 cores.
+BUSY_CODE = ("import numpy as np\n"
+             "a = np.random.rand(200, 200)\n"
+             "while True:\n"
+             "    a = np.tanh(a @ a)\n")
+
+
+def prepared_data(embeddings: str, tabular: str, cache_dir: str):
+    config = RunConfig(embeddings=embeddings, tabular=tabular, lr=3e-3)
+    session = Session(cache_dir=cache_dir)
+    prepared = session.prepare(config)
+    frame = session.clean_data(config).labelled.frame
+    return prepared, frame
+
+
+def engine_fit(prepared, *, seed: int, epochs: int, lr: float, sampling: str) -> dict:
+    started = time.perf_counter()
+    learner = model.build_learner(prepared.x_train, prepared.y_train, prepared.x_valid, prepared.y_valid,
+                                  n_classes=len(prepared.classes), layers=(200, 100), ps=0.0, wd=0.01, bs=64,
+                                  seed=seed, sampling=sampling)
+    built, cpu_built = time.perf_counter(), time.process_time()
+    history = fit(learner, epochs=epochs, lr=lr, report=ignore)
+    done, cpu_done = time.perf_counter(), time.process_time()
+    return {"build": built - started, "fit": done - built, "fit_cpu": cpu_done - cpu_built,
+            "accuracy": history[-1]["accuracy"]}
+
+
+def stock_fit(frame, prepared, *, seed: int, epochs: int, lr: float) -> dict:
+    from stock import stock_learner
+
+    columns = list(prepared.feature_columns)
+    started = time.perf_counter()
+    learn = stock_learner(frame[columns + ["labels"]], columns, prepared.valid_idx, seed=seed)
+    built, cpu_built = time.perf_counter(), time.process_time()
+    # No progress bar and no printed table: the stock fit is timed without console costs (conservative).
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs, lr)
+    done, cpu_done = time.perf_counter(), time.process_time()
+    return {"build": built - started, "fit": done - built, "fit_cpu": cpu_done - cpu_built,
+            "accuracy": float(learn.recorder.values[-1][2])}
+
+
+def profile_text(action, top: int = 25) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    action()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def warm_up(prepared, frame=None) -> dict:
+    """One-epoch fits before timing: the first fit in a process pays one-time costs (the first torch.optim
+    optimizer imports torch._dynamo, ~2-3 s); returned as first-minus-second 1-epoch fit, in seconds."""
+    extra = {}
+    runs = [("engine", lambda: engine_fit(prepared, seed=0, epochs=1, lr=3e-3, sampling="shuffle"))]
+    if frame is not None:
+        runs.append(("stock", lambda: stock_fit(frame, prepared, seed=0, epochs=1, lr=3e-3)))
+    for name, run in runs:
+        first, second = run(), run()
+        extra[name] = first["fit"] - second["fit"]
+    return extra
+
+
+def compare(args, prepared, frame) -> dict:
+    threads = model.set_threads(args.threads)
+    first_fit_extra = warm_up(prepared, frame)
+    runs: dict[str, list[dict]] = {"stock": [], "shuffle": [], "replacement": []}
+    for seed in range(args.seeds):
+        runs["stock"].append(stock_fit(frame, prepared, seed=seed, epochs=args.epochs, lr=args.lr))
+        for sampling in ("shuffle", "replacement"):
+            runs[sampling].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr,
+                                             sampling=sampling))
+        print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]['fit']:.1f} s" for k, v in runs.items()), file=sys.stderr)
+    result = {"threads": threads, "epochs": args.epochs, "lr": args.lr, "runs": runs,
+              "first_fit_extra": first_fit_extra,
+              "train_rows": len(prepared.train_idx), "valid_rows": len(prepared.valid_idx),
+              "features": int(prepared.x_train.shape[1]), "classes": len(prepared.classes)}
+    if args.profile:
+        result["profile_engine"] = profile_text(
+            lambda: engine_fit(prepared, seed=0, epochs=args.epochs, lr=args.lr, sampling="shuffle"))
+        result["profile_stock"] = profile_text(
+            lambda: stock_fit(frame, prepared, seed=0, epochs=args.epochs, lr=args.lr))
+    return result
+
+
+def threads(args, prepared) -> dict:
+    result: dict[str, float] = {}
+    torch.set_num_threads(1)
+    warm_up(prepared)
+    busy = None
+    try:
+        for contended in (False, True):
+            if contended:
+                env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+                busy = subprocess.Popen([sys.executable, "-c", BUSY_CODE], env=env)
+                time.sleep(0.5)
+            for count in (1, 2):
+                torch.set_num_threads(count)
+                run = engine_fit(prepared, seed=0, epochs=args.epochs, lr=args.lr, sampling="shuffle")
+                result[f"{count}_{'busy' if contended else 'alone'}"] = run["fit"]
+                print(f"threads {count} {'busy' if contended else 'alone'}: {run['fit']:.2f} s", file=sys.stderr)
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+    return {"epochs": args.epochs, "fit": result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=("compare", "threads"))
+    parser.add_argument("embeddings")
+    parser.add_argument("tabular")
+    parser.add_argument("json_path")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the engine's)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one engine fit and one stock fit")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vggtab-bench-") as scratch:
+        prepared, frame = prepared_data(args.embeddings, args.tabular, args.cache_dir or scratch)
+        result = compare(args, prepared, frame) if args.mode == "compare" else threads(args, prepared)
+    Path(args.json_path).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
