@@ -149,8 +149,8 @@ class DroppedRowsScreen(CloseableScreen):
 
     def compose(self):
         with Vertical(classes="dialog"):
-            yield Static(f"{len(self.summary.dropped)} rows dropped, {len(self.summary.imputed)} imputed "
-                         "(Esc closes)", classes="form-title")
+            yield Static(f"Rows the audit dropped: {len(self.summary.dropped)} · imputed: "
+                         f"{len(self.summary.imputed)}", classes="form-title")
             table = DataTable(id="dropped-table", cursor_type="row", zebra_stripes=True)
             table.add_columns("file", "what happened", "why")
             for fname, why in self.summary.dropped:

@@ -17,7 +17,6 @@ from tui.format import count, duration, is_number, layers_text, loss_text, lr_te
 
 SORT_KEYS = Binding.Group("Sort", compact=True)
 BASELINE_KEY = "baseline"
-CONFIG_PAIRS_PER_ROW = 2
 BEST_STYLE = "bold green"
 UNFINISHED_STYLE = "dim"
 
@@ -83,13 +82,10 @@ def details_view(record: RunRecord) -> Group:
     parts: list = [head]
     if record.message:
         parts.append(Text(record.message, style="yellow"))
-    config = Table.grid(padding=(0, 1))
-    for _ in range(CONFIG_PAIRS_PER_ROW):
-        config.add_column(style="bold", no_wrap=True)
-        config.add_column(overflow="fold")
-    items = [(key, str(value)) for key, value in record.config.items()]
-    for start in range(0, len(items), CONFIG_PAIRS_PER_ROW):
-        config.add_row(*(cell for pair in items[start:start + CONFIG_PAIRS_PER_ROW] for cell in pair))
+    config = Text()
+    for key, value in record.config.items():
+        config.append(key, style="bold")
+        config.append(f"\u00a0{value}   ")  # a no-break space keeps each value on its key's line
     parts += [Text("Config (r re-runs exactly this)", style="bold"), config]
     if record.history:
         history = Table("epoch", "train loss", "valid loss", "accuracy", "time", box=None, padding=(0, 1),
