@@ -119,10 +119,15 @@ async def test_lr_finder_plots_the_curve_and_a_key_takes_a_suggestion(make_app):
     app = make_app(lr=None)
     async with app.run_test(size=NARROW, notifications=True) as pilot:
         await settle(app, pilot)
-        await pilot.press("l", "t")  # a second job while the finder runs is refused
+        # What l then t do when t comes while the finder runs, in one tick so no race decides it:
+        app.screen.action_find_lr()
+        app.screen.action_train()
         await pilot.pause()
         assert "one job at a time" in notices(app)
         await settle(app, pilot)
+        await pilot.press("1", "l")  # the key itself; the engine answers from its cache this time
+        await settle(app, pilot)
+        assert app.screen.active_panel == "lr"
 
         plot = app.screen.query_one("#lr-plot", PlotView)
         assert plot.has_plot
