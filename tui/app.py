@@ -6,6 +6,9 @@ so the first screen paints at once.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 from contextlib import suppress
 from functools import partial
@@ -284,16 +287,14 @@ class MainScreen(Screen):
                 self.notify(f"Cancelled after {event.epochs_done} epochs.", title="Run cancelled")
 
     async def stop_jobs(self) -> None:
-        """Before quitting: drop a queued job, cancel a run, let any other job finish, wait for the thread."""
+        """Before quitting: drop a queued job; cancel a run and wait until it is recorded as cancelled.
+        Data preparation and the LR finder write nothing worth waiting for."""
         self._queued = None
         running = [w for w in self.app.workers if w.group == ENGINE_GROUP and not w.is_finished]
-        if not running:
+        if self.job != TRAIN or not running:
             return
-        if self.job == TRAIN:
-            self._cancel.set()
-            self.notify("Cancelling the run before quitting …")
-        else:
-            self.notify(f"Waiting for {self.job} to finish before quitting …")
+        self._cancel.set()
+        self.notify("Cancelling the run before quitting …")
         with suppress(WorkerFailed):
             await self.app.workers.wait_for_complete(running)
 
@@ -428,6 +429,15 @@ class VggtabApp(App):
 
 
 def launch_app(embeddings: str, tabular: str, results_dir: str = "results", models_dir: str = "models") -> int:
-    VggtabApp(RunConfig(embeddings=embeddings, tabular=tabular), results_dir=results_dir,
-              models_dir=models_dir).run()
-    return 0
+    app = VggtabApp(RunConfig(embeddings=embeddings, tabular=tabular), results_dir=results_dir,
+                    models_dir=models_dir)
+    # Our own loop, not asyncio.run: that would join the worker threads on the way out. What can be left
+    # only imports fastai/torch or reads data (a run is cancelled and recorded before the app closes), and
+    # waiting for it would hold the shell for seconds after quitting.
+    app.run(loop=asyncio.new_event_loop())
+    code = app.return_code or 0
+    if any(thread.is_alive() for thread in threading.enumerate() if thread is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
