@@ -33,12 +33,11 @@ def draw_history(rows: list[EpochEnded], figure) -> None:
     figure.subplots(1, 2)
     losses = figure.subplot(1, 1)
     losses.theme(THEME)
-    for name, values in (("train", [r.train_loss for r in rows]), ("valid", [r.valid_loss for r in rows])):
+    for values in ([r.train_loss for r in rows], [r.valid_loss for r in rows]):
         line = losses.signal(epochs, values)
         line.lines()
-        line.label(name)
         losses.draw(line)
-    losses.title("loss")
+    losses.title("loss: train blue, valid red")  # a legend box would hide the first epochs' points
     accuracy = figure.subplot(1, 2)
     accuracy.theme(THEME)
     line = accuracy.signal(epochs, [r.accuracy for r in rows])
