@@ -30,7 +30,7 @@ from engine.errors import Cancelled, VggtabError
 from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone)
 from tui.commands import ScreenCommands
-from tui.format import lr_text, percent
+from tui.format import lr_text, percent, sentence
 from tui.messages import EngineReported, EngineReporter, JobFailed, LearningRateChosen
 from tui.screens import DataForm, DroppedRowsScreen, HelpScreen, ParamsForm
 from tui.widgets.dataset import DatasetPanel
@@ -111,8 +111,8 @@ class MainScreen(Screen):
         for number, (name, title) in enumerate(PANELS.items(), start=1):
             self.query_one(f"#{name}").border_title = f"{number} {title}"
         self._show_config()
+        self.watch_active_panel(self.active_panel)  # the first value fires no watcher
         self.action_show_panel("dataset")
-        self.watch_active_panel("dataset")
         self.call_after_refresh(self._start_background_work)
 
     def _start_background_work(self) -> None:
@@ -199,7 +199,7 @@ class MainScreen(Screen):
             return
         if self.job == PREPARE:
             self._queued = Job(job, step, on_start)
-            self.notify(f"{job[0].upper()}{job[1:]} starts as soon as the data is ready.")
+            self.notify(f"{sentence(job)} starts as soon as the data is ready.")
             return
         self.job = job
         on_start()
@@ -248,14 +248,13 @@ class MainScreen(Screen):
         if job == PREPARE:
             self.dataset_panel.show_error(message)
             if self._queued is not None and self._queued.name != PREPARE:
-                self.notify(f"{self._queued.name[0].upper()}{self._queued.name[1:]} was not started.",
-                            severity="warning")
+                self.notify(f"{sentence(self._queued.name)} was not started.", severity="warning")
                 self._queued = None
         elif job == FIND_LR:
             self.lr_panel.show_error(message)
         elif job == TRAIN:
             self.training_panel.fail(message)
-        self.notify(message, title=f"{job[0].upper()}{job[1:]} failed", severity="error", timeout=15)
+        self.notify(message, title=f"{sentence(job)} failed", severity="error", timeout=15)
 
     def on_engine_reported(self, message: EngineReported) -> None:
         event = message.event
@@ -276,8 +275,8 @@ class MainScreen(Screen):
                 self.training_panel.finish(event.record, event.evaluation)
                 self.results_panel.add_record(event.record)
                 evaluation = event.evaluation
-                self.notify(f"Valid accuracy {percent(evaluation.accuracy)} (random {percent(evaluation.random_baseline)})."
-                            " Press 4 for the results.", title="Run finished")
+                self.notify(f"Valid accuracy {percent(evaluation.accuracy)} (random "
+                            f"{percent(evaluation.random_baseline)}). Press 4 for the results.", title="Run finished")
             case RunFailed() if event.record is not None:
                 self.results_panel.add_record(event.record)
             case RunCancelled():

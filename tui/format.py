@@ -46,3 +46,8 @@ def count(value) -> str:
 
 def layers_text(layers) -> str:
     return "-".join(str(size) for size in layers)
+
+
+def sentence(text: str) -> str:
+    """'the LR finder failed' → 'The LR finder failed' (str.capitalize would lower the 'LR')."""
+    return text[:1].upper() + text[1:]
