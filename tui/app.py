@@ -217,6 +217,7 @@ class MainScreen(Screen):
 
     @work(thread=True, group="warm-up", exit_on_error=False)
     def warm_up(self) -> None:
+        import plotext  # noqa: F401  (its import stalls ~0.4 s: here, not on the first chart in the UI thread)
         from engine.pipeline import warm_up
         warm_up()
 
