@@ -81,7 +81,7 @@ async def test_opens_on_the_data_and_summarises_it_at_80x24(make_app, tmp_path):
         assert "matched" in summary and "only in tabular" in summary
         assert "1 row dropped" in summary and "NaN" in summary  # the notebook's NaN row, named
         assert "single-label keeps" in summary
-        assert "Classes  8" in summary and "median" in summary
+        assert "8 · clips per class min" in summary and "median" in summary
         assert "emb 128" in summary and "set both" in summary
         assert "train" in summary and "valid" in summary
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
@@ -26,9 +24,9 @@ def facts_table() -> Table:
 
 def summary_view(summary: DatasetSummary) -> Table:
     facts = facts_table()
-    facts.add_row("Files", Text.assemble(
-        f"{count(summary.rows_embeddings)} rows ", (Path(summary.embeddings_path).name, "cyan"), " · ",
-        f"{count(summary.rows_tabular)} rows ", (Path(summary.tabular_path).name, "cyan")))
+    facts.add_row("Embeddings", Text.assemble((summary.embeddings_path, "cyan"),
+                                              f" · {count(summary.rows_embeddings)} rows"))
+    facts.add_row("Tabular", Text.assemble((summary.tabular_path, "cyan"), f" · {count(summary.rows_tabular)} rows"))
     unmatched = (f"{count(summary.unmatched_embeddings)} only in embeddings · "
                  f"{count(summary.unmatched_tabular)} only in tabular")
     if summary.unmatched_examples:
