@@ -115,7 +115,7 @@ def measure_reload(quick: bool) -> dict:
     return result
 
 
-def measure_e2e(scratch: Path, threads: int) -> dict:
+def measure_e2e(scratch: Path, threads: int, proposals: bool) -> dict:
     tabular = str(TABULAR_FULL)
     stock_dir, engine_dir = scratch / "stock", scratch / "engine"
     stock_dir.mkdir()
@@ -126,15 +126,26 @@ def measure_e2e(scratch: Path, threads: int) -> dict:
     engine, engine_wall, engine_rss = child(
         [str(BENCH / "engine_run.py"), str(EMBEDDINGS), tabular, str(engine_dir), str(scratch / "engine.json")],
         json_path=scratch / "engine.json", env={"VGGTAB_CACHE_DIR": str(scratch / "empty-cache")}, log=scratch / "engine.log")
-    return {"stock": stock | {"wall": stock_wall, "rss_mb": stock_rss},
-            "engine": engine | {"wall": engine_wall, "rss_mb": engine_rss}}
+    result = {"stock": stock | {"wall": stock_wall, "rss_mb": stock_rss},
+              "engine": engine | {"wall": engine_wall, "rss_mb": engine_rss}}
+    if proposals:
+        overlap_dir = scratch / "overlap"
+        overlap_dir.mkdir()
+        overlap, overlap_wall, overlap_rss = child(
+            [str(BENCH / "engine_run.py"), str(EMBEDDINGS), tabular, str(overlap_dir), str(scratch / "overlap.json"),
+             "--overlap"], json_path=scratch / "overlap.json",
+            env={"VGGTAB_CACHE_DIR": str(scratch / "empty-cache-2")}, log=scratch / "overlap.log")
+        result["engine_overlap"] = overlap | {"wall": overlap_wall, "rss_mb": overlap_rss}
+    return result
 
 
-def measure_fit(scratch: Path, *, seeds: int, epochs: int, profile: bool) -> dict:
+def measure_fit(scratch: Path, *, seeds: int, epochs: int, profile: bool, proposals: bool) -> dict:
     args = [str(BENCH / "fit.py"), "compare", str(EMBEDDINGS), str(TABULAR_FULL), "--seeds", str(seeds),
             "--epochs", str(epochs), "--cache-dir", str(WARM_CACHE)]
     if profile:
         args.append("--profile")
+    if proposals:
+        args.append("--proposals")
     result, _, _ = child(args + [str(scratch / "fit.json")], log=scratch / "fit.log")
     return result
 
@@ -232,6 +243,10 @@ def fill_table(table: Table, raw: dict) -> None:
             table.add(f"valid accuracy (epoch {fit['epochs']}), engine {sampling}",
                       mean_sd([r["accuracy"] for r in runs["stock"]]),
                       mean_sd([r["accuracy"] for r in runs[sampling]]))
+        for name in [name for name in runs if name not in ("stock", "shuffle", "replacement")]:
+            engine = statistics.mean(r["fit"] for r in runs[name])
+            table.add(f"proposal {name}: fit wall | accuracy", seconds(stock), seconds(engine),
+                      f"{ratio(stock, engine):.1f}×", mean_sd([r["accuracy"] for r in runs[name]]))
     e2e = raw.get("e2e")
     if e2e:
         stock, engine = e2e["stock"], e2e["engine"]
@@ -243,6 +258,10 @@ def fill_table(table: Table, raw: dict) -> None:
             table.add(f"  {stage}", seconds(a), seconds(b), f"{ratio(a, b):.1f}×" if b > 0.05 else "")
         table.add("end to end total (process wall)", seconds(stock["wall"]), seconds(engine["wall"]),
                   f"{ratio(stock['wall'], engine['wall']):.1f}×", "≥ 2×", ratio(stock["wall"], engine["wall"]) >= 2)
+        if "engine_overlap" in e2e:
+            overlap = e2e["engine_overlap"]
+            table.add("proposal: fastai imported in a thread during load", seconds(stock["wall"]),
+                      seconds(overlap["wall"]), f"{ratio(stock['wall'], overlap['wall']):.1f}×")
         table.add("valid accuracy of that run (LR from the finder)", f"{stock['accuracy']:.1%}",
                   f"{engine['accuracy']:.1%}", f"LR {stock['lr']:.2g} / {engine['lr']:.2g}")
         table.add("peak memory of the run (max RSS)", f"{stock['rss_mb']:,.0f} MB", f"{engine['rss_mb']:,.0f} MB",
@@ -296,6 +315,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per fit variant (default 3)")
     parser.add_argument("--no-app", action="store_true", help="skip the app measures")
     parser.add_argument("--profile", action="store_true", help="cProfile one engine and one stock fit (in JSON)")
+    parser.add_argument("--proposals", action="store_true",
+                        help="also time engine changes proposed in bench/fit.py PROPOSALS (fused AdamW, …)")
     args = parser.parse_args()
 
     ensure_data()
@@ -304,12 +325,13 @@ def main() -> None:
     began = time.perf_counter()
     steps = [("reload", lambda scratch: measure_reload(args.quick))]
     if not args.quick:
-        steps.append(("e2e", lambda scratch: measure_e2e(scratch, threads)))
+        steps.append(("e2e", lambda scratch: measure_e2e(scratch, threads, args.proposals)))
     steps += [("fit", lambda scratch: measure_fit(scratch, seeds=1 if args.quick else args.seeds,
-                                                  epochs=2 if args.quick else 20, profile=args.profile)),
-              ("threads_fit", lambda scratch: measure_threads(scratch, epochs=1 if args.quick else 5))]
+                                                  epochs=2 if args.quick else 20, profile=args.profile,
+                                                  proposals=args.proposals)),
+              ("threads_fit", lambda scratch: measure_threads(scratch, epochs=1 if args.quick else 3))]
     if not args.no_app:
-        steps.append(("paint", lambda scratch: measure_paint(scratch, 1 if args.quick else 3)))
+        steps.append(("paint", lambda scratch: measure_paint(scratch, 1 if args.quick else 5)))
         if not args.quick:
             steps += [("lag1", lambda scratch: measure_lag(scratch, 1)),
                       ("lag2", lambda scratch: measure_lag(scratch, 2))]

@@ -21,11 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from fastai.optimizer import OptimWrapper  # noqa: E402
+from fastai.tabular.model import TabularModel  # noqa: E402
 
 from engine import model  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
@@ -48,11 +51,31 @@ def prepared_data(embeddings: str, tabular: str, cache_dir: str):
     return prepared, frame
 
 
-def engine_fit(prepared, *, seed: int, epochs: int, lr: float, sampling: str) -> dict:
+# Engine changes measured but not made (bench/ only): each patches the learner engine.model.build_learner made.
+def fused_adamw(learner, seed: int) -> None:
+    """torch's fused AdamW kernel: the same maths as the engine's foreach AdamW in one pass over each tensor."""
+    learner.opt_func = partial(OptimWrapper, opt=partial(torch.optim.AdamW, eps=1e-5, fused=True))
+
+
+def no_input_batchnorm(learner, seed: int) -> None:
+    """TabularModel(bn_cont=False): the engine standardizes inputs already; without the input BatchNorm the
+    backward pass skips the input gradient of the first layer (a 64×2,602 by 2,602×200 matmul per batch)."""
+    old = learner.model
+    torch.manual_seed(seed)
+    learner.model = TabularModel(emb_szs=[], n_cont=old.n_cont, out_sz=old.layers[-1][0].out_features,
+                                 layers=[block[0].out_features for block in old.layers[:-1]], bn_cont=False)
+
+
+PROPOSALS = {"fused": (fused_adamw,), "fused_nobn": (fused_adamw, no_input_batchnorm)}
+
+
+def engine_fit(prepared, *, seed: int, epochs: int, lr: float, sampling: str, patches=()) -> dict:
     started = time.perf_counter()
     learner = model.build_learner(prepared.x_train, prepared.y_train, prepared.x_valid, prepared.y_valid,
                                   n_classes=len(prepared.classes), layers=(200, 100), ps=0.0, wd=0.01, bs=64,
                                   seed=seed, sampling=sampling)
+    for patch in patches:
+        patch(learner, seed)
     built, cpu_built = time.perf_counter(), time.process_time()
     history = fit(learner, epochs=epochs, lr=lr, report=ignore)
     done, cpu_done = time.perf_counter(), time.process_time()
@@ -102,11 +125,16 @@ def compare(args, prepared, frame) -> dict:
     threads = model.set_threads(args.threads)
     first_fit_extra = warm_up(prepared, frame)
     runs: dict[str, list[dict]] = {"stock": [], "shuffle": [], "replacement": []}
+    if args.proposals:
+        runs |= {name: [] for name in PROPOSALS}
     for seed in range(args.seeds):
         runs["stock"].append(stock_fit(frame, prepared, seed=seed, epochs=args.epochs, lr=args.lr))
         for sampling in ("shuffle", "replacement"):
             runs[sampling].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr,
                                              sampling=sampling))
+        for name, patches in PROPOSALS.items() if args.proposals else ():
+            runs[name].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr, sampling="shuffle",
+                                         patches=patches))
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]['fit']:.1f} s" for k, v in runs.items()), file=sys.stderr)
     result = {"threads": threads, "epochs": args.epochs, "lr": args.lr, "runs": runs,
               "first_fit_extra": first_fit_extra,
@@ -154,6 +182,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the engine's)")
     parser.add_argument("--profile", action="store_true", help="cProfile one engine fit and one stock fit")
+    parser.add_argument("--proposals", action="store_true", help="also time the engine changes in PROPOSALS")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vggtab-bench-") as scratch:
