@@ -169,12 +169,14 @@ def measure_paint(scratch: Path, runs: int) -> dict:
     return {"runs": times, "median": statistics.median(r["first_paint"] for r in times)}
 
 
-def measure_lag(scratch: Path, threads: int) -> dict:
-    out = scratch / f"lag{threads}"
+def measure_lag(scratch: Path, threads: int, freeze: bool = False) -> dict:
+    name = f"lag{threads}{'_freeze' if freeze else ''}"
+    out = scratch / name
     out.mkdir()
     result, _, _ = child([str(BENCH / "bench_app.py"), "lag", str(threads), str(EMBEDDINGS), str(TABULAR_FULL),
-                          str(out), str(scratch / f"lag{threads}.json")],
-                         env={"VGGTAB_CACHE_DIR": str(WARM_CACHE)}, log=scratch / f"lag{threads}.log")
+                          str(out), str(scratch / f"{name}.json")] + (["--gc-freeze"] if freeze else []),
+                         json_path=scratch / f"{name}.json", env={"VGGTAB_CACHE_DIR": str(WARM_CACHE)},
+                         log=scratch / f"{name}.log")
     return result
 
 
@@ -193,10 +195,14 @@ class Table:
         self.rows.append((f"-- {title}", "", "", "", "", ""))
 
     def render(self) -> str:
-        widths = [max(len(row[i]) for row in (self.HEAD, *self.rows)) for i in range(len(self.HEAD))]
+        measures = [row for row in self.rows if not row[0].startswith("-- ")]  # titles span the whole line
+        widths = [max(len(row[i]) for row in (self.HEAD, *measures)) for i in range(len(self.HEAD))]
         line = "  ".join("-" * w for w in widths)
         text = ["  ".join(h.ljust(w) for h, w in zip(self.HEAD, widths)), line]
         for row in self.rows:
+            if row[0].startswith("-- "):
+                text.append(row[0])
+                continue
             text.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                   for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
         return "\n".join(text)
@@ -289,12 +295,12 @@ def fill_table(table: Table, raw: dict) -> None:
         table.section("app (Textual, headless 120×40)")
         table.add(f"first paint from process start (median of {len(paint['runs'])})", "",
                   seconds(paint["median"]), "", "< 1 s", paint["median"] < 1)
-    for threads_count in (1, 2):
-        lag = raw.get(f"lag{threads_count}")
+    for key, label in (("lag1", "1 thread"), ("lag2", "2 threads"),
+                       ("lag1_freeze", "1 thread, proposal: gc.freeze() after warm-up")):
+        lag = raw.get(key)
         if not lag:
             continue
-        label = f"{threads_count} thread{'s' if threads_count > 1 else ''}"
-        training = lag["training"]
+        training, gen2 = lag["training"], lag["gc"]["training"]["2"]
         table.add(f"loop lag during a 20-epoch run, p95 ({label})", "", f"{training['p95'] * 1000:.0f} ms",
                   "", "< 50 ms", training["p95"] < 0.05)
         table.add(f"loop lag during the run, max ({label})", "", f"{training['max'] * 1000:.0f} ms", "",
@@ -303,6 +309,9 @@ def fill_table(table: Table, raw: dict) -> None:
         table.add(f"key → action during the run, max of {keys['n']} ({label})", "",
                   f"{keys['max'] * 1000:.0f} ms", "", "< 250 ms", keys["max"] < 0.25)
         table.add(f"key → next screen refresh, max ({label})", "", f"{lag['key_painted']['max'] * 1000:.0f} ms")
+        table.add(f"full GC pauses during the run: count, longest ({label})", "",
+                  f"{gen2['n']}, {gen2['max'] * 1000:.0f} ms")
+        table.add(f"loop lag max while preparing + importing ({label})", "", f"{lag['startup']['max'] * 1000:.0f} ms")
         table.add(f"run length in the app ({label}); finished: {lag['run_finished']}", "",
                   seconds(lag["train_seconds"]))
 
@@ -335,6 +344,8 @@ def main() -> None:
         if not args.quick:
             steps += [("lag1", lambda scratch: measure_lag(scratch, 1)),
                       ("lag2", lambda scratch: measure_lag(scratch, 2))]
+            if args.proposals:
+                steps.append(("lag1_freeze", lambda scratch: measure_lag(scratch, 1, freeze=True)))
     with tempfile.TemporaryDirectory(prefix="vggtab-bench-") as folder:
         for name, step in steps:
             print(f"[{time.perf_counter() - began:5.0f} s] {name} …", file=sys.stderr)

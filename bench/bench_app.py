@@ -7,11 +7,14 @@
         the terminal's own drawing is not counted; everything in the app's startup is (its workers start
         importing the engine and loading the data meanwhile, as they do for a user).
 
-    python bench/bench_app.py lag THREADS EMBEDDINGS TABULAR OUT_DIR JSON_PATH
+    python bench/bench_app.py lag THREADS EMBEDDINGS TABULAR OUT_DIR JSON_PATH [--gc-freeze]
         The app at 120×40 prepares the data, then the bench presses t: a 20-epoch run (LR 3e-3, THREADS torch
         threads) in the app's worker while a 10 ms interval timer records how late each tick fires (the event
         loop's lag) and, every 0.5 s, the pilot presses 2 or 3 (show a panel: a cheap action) and records the
-        time from the key being sent to the action running and to the next screen refresh.
+        time from the key being sent to the action running and to the next screen refresh. Every garbage
+        collection is timed too: full (generation 2) collections over the millions of objects torch, fastai and
+        pandas create hold the GIL for ~0.2-0.4 s here. --gc-freeze (a proposal for the app) calls gc.freeze()
+        once the app's warm-up imports are done, so later collections skip those objects.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 START_WALL = time.time()
 
 import asyncio  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -93,6 +97,35 @@ class LagApp(VggtabApp):
         return TimedScreen(self.initial_config, results_dir=self.results_dir, models_dir=self.models_dir)
 
 
+class GcWatch:
+    """Times every garbage collection (gc.callbacks): a full collection holds the GIL throughout, stalling
+    the event loop whichever thread triggered it."""
+
+    def __init__(self):
+        self.started: float | None = None
+        self.pauses: list[tuple[int, float, float, str]] = []  # (generation, seconds, when it ended, phase)
+        self.probe: LagProbe | None = None
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self.started = now
+        elif self.started is not None:
+            phase = self.probe.phase if self.probe else "startup"
+            self.pauses.append((info["generation"], now - self.started, now, phase))
+            self.started = None
+
+    def summary(self, phase: str) -> dict:
+        """Per generation: count, longest and total pause in that phase."""
+        by_generation = {}
+        for generation in (0, 1, 2):
+            times = [seconds for gen, seconds, _, when in self.pauses if gen == generation and when == phase]
+            by_generation[generation] = {"n": len(times), "max": max(times, default=0.0),
+                                         "total": sum(times)}
+        return by_generation
+
+
 class LagProbe:
     """A 10 ms interval timer; each tick's lateness is the gap since the previous tick minus 10 ms."""
 
@@ -117,7 +150,7 @@ class LagProbe:
         for phase, late, when in sorted(self.samples, key=lambda s: -s[1])[:count]:
             before = [name for at, name in events if at <= when]
             found.append({"phase": phase, "lateness": late, "after_event": before[-1] if before else "",
-                          "events_before": len(before)})
+                          "events_before": len(before), "when": when})
         return found
 
 
@@ -174,20 +207,23 @@ def paint(t0: float, embeddings: str, tabular: str, out_dir: str, json_path: Pat
     app.run(headless=True, size=(120, 40))
 
 
-async def lag(threads: int, embeddings: str, tabular: str, out_dir: str) -> dict:
+async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze: bool = False) -> dict:
     out = Path(out_dir)
     config = RunConfig(embeddings=embeddings, tabular=tabular, lr=3e-3, epochs=20, threads=threads)
     app = LagApp(config, results_dir=str(out / "results"), models_dir=str(out / "models"))
     async with asyncio.timeout(600):
         async with app.run_test(size=(120, 40)) as pilot:
             screen: TimedScreen = app.main_screen
-            probe = LagProbe(app)
+            gc_watch = GcWatch()
+            probe = gc_watch.probe = LagProbe(app)
             watch = StallWatch(probe)
             watch.start()
             await pilot.pause()  # the screen's on_mount starts preparing the data
             while screen.job:  # preparing the data (fastai is imported meanwhile in another worker)
                 await asyncio.sleep(0.05)
             await app.workers.wait_for_complete()
+            if freeze:  # a proposal: the app would do this once its warm-up imports are done
+                gc.freeze()
             probe.phase = "idle"
             await asyncio.sleep(1.0)
             probe.phase = "training"
@@ -209,20 +245,22 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str) -> dict
             watch.stopped.set()
     history = load_history(out / "results").records
     finished = bool(history) and history[-1].status == "finished"
-    return {"threads": threads, "train_seconds": trained, "run_finished": finished, "presses": presses,
+    return {"threads": threads, "gc_freeze": freeze, "train_seconds": trained, "run_finished": finished, "presses": presses,
             "startup": summary(probe.lateness("startup")), "idle": summary(probe.lateness("idle")),
             "training": summary(probe.lateness("training")), "key_handled": summary(screen.key_handled),
             "key_painted": summary(screen.key_painted), "worst": probe.worst(screen.events),
-            "stall_stacks": watch.top()}
+            "stall_stacks": watch.top(), "gc": {phase: gc_watch.summary(phase) for phase in ("startup", "training")},
+            "gc_during_worst": [max((p[1] for p in gc_watch.pauses if w["when"] - w["lateness"] <= p[2] <= w["when"]),
+                                    default=0.0) for w in probe.worst(screen.events)]}
 
 
 def main() -> None:
     mode, *args = sys.argv[1:]
-    json_path = Path(args[-1])
+    json_path = Path([arg for arg in args if not arg.startswith("--")][-1])
     if mode == "paint":
         paint(float(args[0]), *args[1:4], json_path=json_path)
     else:
-        json_path.write_text(json.dumps(asyncio.run(lag(int(args[0]), *args[1:4]))))
+        json_path.write_text(json.dumps(asyncio.run(lag(int(args[0]), *args[1:4], freeze="--gc-freeze" in args))))
 
 
 if __name__ == "__main__":
