@@ -180,7 +180,8 @@ def measure_lag(scratch: Path, threads: int, freeze: bool = False) -> dict:
     return result
 
 
-PROPOSAL_NAMES = {"fused": "fused AdamW", "fused_nobn": "fused AdamW + no input BatchNorm"}
+PROPOSAL_NAMES = {"fused": "fused AdamW", "fused_nobn": "fused AdamW + no input BatchNorm",
+                  "plain_floor": "(floor) bare PyTorch loop, same model"}
 
 
 # -- the table ----------------------------------------------------------------------------------------------

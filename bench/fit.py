@@ -83,6 +83,39 @@ def engine_fit(prepared, *, seed: int, epochs: int, lr: float, sampling: str, pa
             "accuracy": history[-1]["accuracy"]}
 
 
+def plain_fit(prepared, *, seed: int, epochs: int, lr: float) -> dict:
+    """The floor, not a product option: the same TabularModel in a bare PyTorch loop (shuffled batches of 64,
+    fused AdamW, one-cycle LR as a torch scheduler), one valid pass per epoch and no callbacks."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    x, y = torch.from_numpy(prepared.x_train), torch.from_numpy(prepared.y_train)
+    x_valid, y_valid = torch.from_numpy(prepared.x_valid), torch.from_numpy(prepared.y_valid)
+    net = TabularModel(emb_szs=[], n_cont=x.shape[1], out_sz=len(prepared.classes), layers=[200, 100])
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, eps=1e-5, weight_decay=0.01, fused=True)
+    steps = len(x) // 64
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25)
+    generator = torch.Generator().manual_seed(seed)
+    no_cat = torch.empty(64, 0, dtype=torch.long)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for _ in range(epochs):
+        net.train()
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(steps):
+            rows = order[i * 64:(i + 1) * 64]
+            loss = F.cross_entropy(net(no_cat, x[rows]), y[rows])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            schedule.step()
+        net.eval()
+        with torch.no_grad():
+            scores = net(torch.empty(len(x_valid), 0, dtype=torch.long), x_valid)
+        accuracy = float((scores.argmax(1) == y_valid).float().mean())
+    return {"build": 0.0, "fit": time.perf_counter() - started, "fit_cpu": time.process_time() - cpu_started,
+            "accuracy": accuracy}
+
+
 def stock_fit(frame, prepared, *, seed: int, epochs: int, lr: float) -> dict:
     from stock import stock_learner
 
@@ -126,7 +159,7 @@ def compare(args, prepared, frame) -> dict:
     first_fit_extra = warm_up(prepared, frame)
     runs: dict[str, list[dict]] = {"stock": [], "shuffle": [], "replacement": []}
     if args.proposals:
-        runs |= {name: [] for name in PROPOSALS}
+        runs |= {name: [] for name in PROPOSALS} | {"plain_floor": []}
     for seed in range(args.seeds):
         runs["stock"].append(stock_fit(frame, prepared, seed=seed, epochs=args.epochs, lr=args.lr))
         for sampling in ("shuffle", "replacement"):
@@ -135,6 +168,8 @@ def compare(args, prepared, frame) -> dict:
         for name, patches in PROPOSALS.items() if args.proposals else ():
             runs[name].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr, sampling="shuffle",
                                          patches=patches))
+        if args.proposals:
+            runs["plain_floor"].append(plain_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr))
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]['fit']:.1f} s" for k, v in runs.items()), file=sys.stderr)
     result = {"threads": threads, "epochs": args.epochs, "lr": args.lr, "runs": runs,
               "first_fit_extra": first_fit_extra,
