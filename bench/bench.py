@@ -295,7 +295,9 @@ def fill_table(table: Table, raw: dict) -> None:
         for where, label in (("alone", "nothing else of ours running"),
                              ("busy", "plus one busy single-threaded process")):
             one, two = fits[f"1_{where}"], fits[f"2_{where}"]
-            table.add(f"fit, {label}", seconds(one), seconds(two), f"{ratio(one, two):.2f}×")
+            capped = [f"{n} thread{'s' if n > 1 else ''}" for n in (1, 2) if fits.get(f"{n}_{where}_capped")]
+            note = f" ({' and '.join(capped)} stopped at {threads.get('cap', 10):g} s, extrapolated)" if capped else ""
+            table.add(f"fit, {label}{note}", seconds(one), seconds(two), f"{ratio(one, two):.2f}×")
     paint = raw.get("paint")
     if paint:
         table.section("app (Textual, headless 120×40)")
@@ -318,8 +320,8 @@ def fill_table(table: Table, raw: dict) -> None:
         table.add(f"full GC pauses during the run: count, longest ({label})", "",
                   f"{gen2['n']}, {gen2['max'] * 1000:.0f} ms")
         table.add(f"loop lag max while preparing + importing ({label})", "", f"{lag['startup']['max'] * 1000:.0f} ms")
-        table.add(f"run length in the app ({label}); finished: {lag['run_finished']}", "",
-                  seconds(lag["train_seconds"]))
+        ended = "cancelled at the cap" if lag.get("capped") else f"finished: {lag['run_finished']}"
+        table.add(f"run length in the app ({label}); {ended}", "", seconds(lag["train_seconds"]))
 
 
 def main() -> None:

@@ -9,7 +9,7 @@
 
     python bench/bench_app.py lag THREADS EMBEDDINGS TABULAR OUT_DIR JSON_PATH [--gc-freeze]
         The app at 120×40 prepares the data, then the bench presses t: a 20-epoch run (LR 3e-3, THREADS torch
-        threads) in the app's worker while a 10 ms interval timer records how late each tick fires (the event
+        threads; cancelled with c after RUN_CAP seconds) in the app's worker while a 10 ms interval timer records how late each tick fires (the event
         loop's lag) and, every 0.5 s, the pilot presses 2 or 3 (show a panel: a cheap action) and records the
         time from the key being sent to the action running and to the next screen refresh. Every garbage
         collection is timed too: full (generation 2) collections over the millions of objects torch, fastai and
@@ -48,6 +48,7 @@ IMPORTED = time.time()
 APP_CSS = str(Path(tui.app.__file__).with_name(VggtabApp.CSS_PATH))
 TICK = 0.01
 KEY_EVERY = 0.5
+RUN_CAP = 60.0  # seconds; a slower run (2 torch threads on shared cores can be 30× slower) is cancelled with c
 
 
 class PaintApp(VggtabApp):
@@ -229,11 +230,14 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze:
             probe.phase = "training"
             started = time.perf_counter()
             await pilot.press("t")
-            presses, key = 0, "2"
+            presses, key, capped = 0, "2", False
             while screen.job == TRAIN:
                 await asyncio.sleep(KEY_EVERY)
                 if screen.job != TRAIN:
                     break
+                if not capped and time.perf_counter() - started > RUN_CAP:
+                    capped = True
+                    await pilot.press("c")
                 screen.key_sent = time.perf_counter()
                 await pilot.press(key)
                 presses += 1
@@ -245,7 +249,7 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze:
             watch.stopped.set()
     history = load_history(out / "results").records
     finished = bool(history) and history[-1].status == "finished"
-    return {"threads": threads, "gc_freeze": freeze, "train_seconds": trained, "run_finished": finished, "presses": presses,
+    return {"threads": threads, "gc_freeze": freeze, "train_seconds": trained, "capped": capped, "run_finished": finished, "presses": presses,
             "startup": summary(probe.lateness("startup")), "idle": summary(probe.lateness("idle")),
             "training": summary(probe.lateness("training")), "key_handled": summary(screen.key_handled),
             "key_painted": summary(screen.key_painted), "worst": probe.worst(screen.events),
