@@ -259,21 +259,29 @@ class Session:
         from engine import results
         run = RunStarted(config)
         try:
+            if config.model != "mlp":
+                from engine.baselines import check_config
+                check_config(config)
             prepared = self.prepare(config)
-            check_batch_size(config, prepared)
             # Fail in seconds, not after the last epoch, when the results cannot be saved.
             results.check_writable(self.results_dir)
-            results.check_writable(self.models_dir, results.MODELS_FLAG)
-            if config.lr is None:
-                from engine.lr_find import pick_lr
-                run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)
+            if config.model == "mlp":
+                check_batch_size(config, prepared)
+                results.check_writable(self.models_dir, results.MODELS_FLAG)
+                if config.lr is None:
+                    from engine.lr_find import pick_lr
+                    run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)
+                else:
+                    run.lr, run.lr_source = config.lr, "set by the user"
+                record, evaluation = self._fit_and_save(config, prepared, run, cancel)
             else:
-                run.lr, run.lr_source = config.lr, "set by the user"
-            record, evaluation = self._fit_and_save(config, prepared, run, cancel)
+                record, evaluation = self._fit_baseline_and_save(config, prepared, run, cancel)
         except Cancelled as stop:
             epochs_done = stop.args[0] if stop.args else 0
+            stopped = (f"after {epochs_done} of {config.epochs} epochs" if config.model == "mlp"
+                       else f"before the {config.model} fit finished")
             record = run.record("cancelled", history=stop.args[1] if len(stop.args) > 1 else (),
-                                message=f"Cancelled after {epochs_done} of {config.epochs} epochs.")
+                                message=f"Cancelled {stopped}.")
             self.report(RunCancelled(epochs_done=epochs_done, record=self._record_unfinished(record)))
             raise
         except VggtabError as error:
@@ -300,7 +308,6 @@ class Session:
     def _fit_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
                       cancel: threading.Event | None) -> tuple[RunRecord, object]:
         from engine import model, results
-        from engine.evaluate import evaluate
         from engine.train import check_finite_inputs, fit
 
         check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
@@ -314,10 +321,7 @@ class Session:
         started = time.perf_counter()
         valid_probs = model.predict_proba(learner.model, prepared.x_valid, multi_label=prepared.multi_label)
         train_probs = model.predict_proba(learner.model, prepared.x_train, multi_label=prepared.multi_label)
-        evaluation = evaluate(valid_probs, prepared.y_valid, train_probs, prepared.y_train,
-                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx])
-        self._stage("evaluate", started, f"valid accuracy {evaluation.accuracy:.1%} "
-                                         f"[{evaluation.ci_low:.1%}, {evaluation.ci_high:.1%}]")
+        evaluation = self._evaluate(prepared, valid_probs, train_probs, started)
 
         started = time.perf_counter()
         model_path = self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
@@ -325,18 +329,61 @@ class Session:
                                          transform=prepared.transform, label_mode=config.label_mode,
                                          key_names=prepared.key_names, config=config.to_dict())
         model_path = results.export_model(learner, model_path, fallback_suffix=results.run_suffix(run.run_id))
+        record = self._save_run(prepared, run, evaluation, valid_probs, started,
+                                metrics={"learning_rate": run.lr, "lr_source": run.lr_source}, history=history,
+                                train_seconds=train_seconds, num_params=model.count_params(learner),
+                                model_path=str(model_path))
+        return record, evaluation
+
+    def _fit_baseline_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
+                               cancel: threading.Event | None) -> tuple[RunRecord, object]:
+        """A scikit-learn baseline on the same inputs. Its model is not saved: a random forest pickles to
+        ~250 MB, and refitting from the recorded config (seeded) gives the same model in seconds to minutes."""
+        from engine import baselines
+        from engine.train import check_finite_inputs
+
+        check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
+        check_finite_inputs(prepared.x_valid, prepared.keys[prepared.valid_idx], "valid")
+        started = time.perf_counter()
+        fitted = baselines.fit_baseline(config.model, prepared.x_train, prepared.y_train, seed=config.seed,
+                                        threads=config.threads, report=self.report, cancel=cancel)
+        train_seconds = time.perf_counter() - started
+        self._stage("fit", started, f"{baselines.BASELINE_NAMES[config.model]} on "
+                                    f"{prepared.x_train.shape[1]:,} inputs")
+
+        started = time.perf_counter()
+        n_classes = len(prepared.classes)
+        valid_probs = baselines.predict_proba(fitted.estimator, prepared.x_valid, n_classes)
+        train_probs = baselines.predict_proba(fitted.estimator, prepared.x_train, n_classes)
+        evaluation = self._evaluate(prepared, valid_probs, train_probs, started)
+        evaluation = replace(evaluation, diagnosis=list(fitted.notes) + evaluation.diagnosis)
+        record = self._save_run(prepared, run, evaluation, valid_probs, time.perf_counter(), metrics={},
+                                train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator))
+        return record, evaluation
+
+    def _evaluate(self, prepared: Prepared, valid_probs: np.ndarray, train_probs: np.ndarray, started: float):
+        from engine.evaluate import evaluate
+        evaluation = evaluate(valid_probs, prepared.y_valid, train_probs, prepared.y_train,
+                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx])
+        self._stage("evaluate", started, f"valid accuracy {evaluation.accuracy:.1%} "
+                                         f"[{evaluation.ci_low:.1%}, {evaluation.ci_high:.1%}]")
+        return evaluation
+
+    def _save_run(self, prepared: Prepared, run: RunStarted, evaluation, valid_probs: np.ndarray, started: float,
+                  *, metrics: dict, model_path: str = "", **fields) -> RunRecord:
+        """Predictions, the run's CSVs and its history line; `started` times the save stage."""
+        from engine import results
         results.save_predictions(self.results_dir, run.run_id, prepared.keys[prepared.valid_idx],
                                  prepared.classes, valid_probs, prepared.y_valid)
-        metrics = evaluation.metrics() | dataset_metrics(prepared) | {"learning_rate": run.lr,
-                                                                       "lr_source": run.lr_source}
-        record = run.record("finished", metrics=metrics, history=history, train_seconds=train_seconds,
-                            num_params=model.count_params(learner), model_path=str(model_path),
-                            split_id=prepared.split_id)
+        metrics = evaluation.metrics() | dataset_metrics(prepared) | metrics
+        record = run.record("finished", metrics=metrics, model_path=model_path, split_id=prepared.split_id,
+                            **fields)
         results_csv, _ = results.write_run_csvs(self.results_dir, record)
         record = replace(record, results_csv=str(results_csv))
-        self._stage("save", started, f"model {model_path}; results {results_csv}")
+        saved = f"model {model_path}" if model_path else "model not saved (refit from the recorded config)"
+        self._stage("save", started, f"{saved}; results {results_csv}")
         self._append(record)  # last: once the run is in the history, nothing here can fail it
-        return record, evaluation
+        return record
 
     def _append(self, record: RunRecord) -> None:
         from engine import results
