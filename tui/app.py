@@ -40,7 +40,8 @@ from tui.widgets.training import TrainingPanel
 
 PANELS = {"dataset": "Dataset", "lr": "LR finder", "training": "Training", "results": "Results"}
 FOCUS_TARGETS = {"dataset": "#dataset", "lr": "#lr", "training": "#training", "results": "#results-table"}
-PREPARE, FIND_LR, TRAIN = "preparing the data", "the LR finder", "training"
+PREPARE, FIND_LR, TRAIN, ABLATION = "preparing the data", "the LR finder", "training", "the ablation"
+RUNS = (TRAIN, ABLATION)  # jobs that train, so c cancels them and quitting waits for them
 ENGINE_GROUP = "engine"
 
 PANEL_KEYS = Binding.Group("Panel", compact=True)
@@ -78,6 +79,7 @@ class MainScreen(Screen):
         self._session = None  # engine.pipeline.Session, made in the first worker
         self._cancel = threading.Event()
         self._queued: Job | None = None  # waits for the data preparation that is running
+        self._ablation: list[RunConfig] = []  # the ablation's configs not yet started
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self):
@@ -144,7 +146,7 @@ class MainScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide keys that cannot act now: the footer shows what works."""
         if action == "cancel_run":
-            return self.job == TRAIN
+            return self.job in RUNS
         if action == "take_suggestion":
             return self.lr_panel.finder is not None
         return True
@@ -171,9 +173,9 @@ class MainScreen(Screen):
     def _refuse_if_busy(self) -> bool:
         """The LR finder and training cannot be interrupted by another job; data preparation can be queued
         behind (see `_start`)."""
-        if self.job not in (FIND_LR, TRAIN):
+        if self.job not in (FIND_LR, *RUNS):
             return False
-        hint = " Press c to cancel it." if self.job == TRAIN else ""
+        hint = " Press c to cancel it." if self.job in RUNS else ""
         self.notify(f"Still busy with {self.job}: one job at a time.{hint}", title="Refused", severity="warning")
         return True
 
@@ -253,7 +255,7 @@ class MainScreen(Screen):
                 self._queued = None
         elif job == FIND_LR:
             self.lr_panel.show_error(message)
-        elif job == TRAIN:
+        elif job in RUNS:
             self.training_panel.fail(message)
         self.notify(message, title=f"{sentence(job)} failed", severity="error", timeout=15)
 
@@ -262,6 +264,9 @@ class MainScreen(Screen):
         match event:
             case StageDone() if self.job == PREPARE:
                 self.dataset_panel.add_stage(event)
+            case StageDone(stage="queue") if self.job == ABLATION and self._ablation:
+                self.training_panel.start(self._ablation.pop(0))
+                self.notify(sentence(event.detail), title="Ablation")
             case DatasetSummarised():
                 self.dataset_panel.show_summary(event.summary)
                 self.results_panel.set_classes(event.summary.n_classes)
@@ -280,6 +285,8 @@ class MainScreen(Screen):
                             f"{percent(evaluation.random_baseline)}). Press 4 for the results.", title="Run finished")
             case RunFailed() if event.record is not None:
                 self.results_panel.add_record(event.record)
+                if self.job == ABLATION:  # the queue goes on: say so, the next run takes the panel
+                    self.notify(event.message, title=f"{event.record.approach} failed", severity="error", timeout=15)
             case RunCancelled():
                 self.training_panel.cancel(event.epochs_done)
                 if event.record is not None:
@@ -291,7 +298,7 @@ class MainScreen(Screen):
         Data preparation and the LR finder write nothing worth waiting for."""
         self._queued = None
         running = [w for w in self.app.workers if w.group == ENGINE_GROUP and not w.is_finished]
-        if self.job != TRAIN or not running:
+        if self.job not in RUNS or not running:
             return
         self._cancel.set()
         self.notify("Cancelling the run before quitting …")
@@ -334,8 +341,25 @@ class MainScreen(Screen):
         config, cancel = self.config, threading.Event()
         self._start(TRAIN, lambda session: session.train(config, cancel), started)
 
+    def action_ablation(self) -> None:
+        """embeddings-only, tabular-only and both on the current config's split and seed, queued in one job."""
+        def started() -> None:
+            self._cancel = cancel
+            self._ablation = []
+            self.action_show_panel("training")
+
+        def step(session) -> None:
+            from engine.approaches import ablation_configs, run_queue  # in the worker: it imports numpy
+            configs = ablation_configs(config)
+            self._ablation = list(configs)  # read by the UI thread on each run's queue event, posted after this
+            finished = run_queue(session, configs, cancel)
+            self.app.call_from_thread(self.notify, f"{len(finished)} of {len(configs)} ablation runs finished. "
+                                      "Press 4 for the results.", title="Ablation")
+        config, cancel = self.config, threading.Event()
+        self._start(ABLATION, step, started)
+
     def action_cancel_run(self) -> None:
-        if self.job != TRAIN:
+        if self.job not in RUNS:
             self.notify("No run to cancel.")
             return
         self._cancel.set()

@@ -183,7 +183,8 @@ class HelpScreen(CloseableScreen):
             ("Workflow\n", "bold"),
             "1 Dataset: check what was merged, dropped and split (d loads other files, f changes features).\n",
             "2 LR finder: l runs it; v/s/m/g take a suggestion or e types an LR.\n",
-            "3 Training: t trains with the settings on screen (p edits them), c cancels.\n",
+            "3 Training: t trains with the settings on screen (p edits them), c cancels; a queues the ablation\n"
+            "  (embeddings-only, tabular-only, both on the same split and seed).\n",
             "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row.\n")
         with VerticalScroll(classes="dialog"):
             yield Static(workflow)

@@ -82,7 +82,10 @@ def evaluation_view(record: RunRecord, evaluation) -> Group:
 
 class TrainingPanel(VerticalScroll):
     BINDINGS = [Binding("p", "screen.edit_params", "Params",
-                        tooltip="Edit layers, epochs, batch size, dropout, weight decay and seed")]
+                        tooltip="Edit layers, epochs, batch size, dropout, weight decay and seed"),
+                Binding("a", "screen.ablation", "Ablation",
+                        tooltip="Train embeddings-only, tabular-only and both on the same split and seed, "
+                                "one after another")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
