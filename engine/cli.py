@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -142,7 +143,8 @@ class ConsolePrinter:
             self.print(f"  most confused: {pairs}")
         for fname, true, predicted, confidence in e.misclassified[:5]:
             self.print(f"  {fname}: {true} predicted as {predicted} ({confidence:.0%})")
-        self.print(f"Saved model {r.model_path}\n      results {r.results_csv} ({r.num_params:,} parameters, "
+        saved = r.model_path or "not saved (a baseline refits from its recorded config)"
+        self.print(f"Saved model {saved}\n      results {r.results_csv} ({r.num_params:,} parameters, "
                    f"fit {r.train_seconds:.1f} s)")
 
     def on_RunFailed(self, event: RunFailed) -> None:
@@ -212,6 +214,117 @@ def command_results(args: argparse.Namespace) -> int:
     return 0
 
 
+class ApproachPrinter(ConsolePrinter):
+    """ConsolePrinter for commands that train several runs: a header per run, and each run's wall time (data,
+    LR finder, fit, save) and failure kept for the closing table."""
+
+    def __init__(self, out=None):
+        super().__init__(out)
+        self.wall_seconds: dict[str, float] = {}
+        self.failures: list[str] = []
+        self.run_started = time.perf_counter()
+
+    def on_StageDone(self, event: StageDone) -> None:
+        if event.stage in ("queue", "kfold"):
+            self.run_started = time.perf_counter()
+            self.print(f"\n== {event.detail}")
+        else:
+            super().on_StageDone(event)
+
+    def on_RunFinished(self, event: RunFinished) -> None:
+        super().on_RunFinished(event)
+        self.wall_seconds[event.record.run_id] = time.perf_counter() - self.run_started
+
+    def on_RunFailed(self, event: RunFailed) -> None:
+        super().on_RunFailed(event)
+        self.failures.append(event.message)
+
+
+def interval_text(low, high) -> str:
+    return f"{low:.1%}–{high:.1%}" if low is not None and high is not None else ""
+
+
+def print_runs(records, wall_seconds: dict[str, float] | None = None) -> None:
+    """The runs as a table: accuracy with its Wilson 95 % interval, fit time and (if known) wall time."""
+    wall_seconds = wall_seconds or {}
+    width = max([28] + [len(r.approach) for r in records])
+    print(f"\n{'approach':<{width}} {'accuracy':>9} {'95% CI':>13} {'fit s':>7} {'wall s':>7}  run id")
+    for r in records:
+        m = r.metrics
+        wall = f"{wall_seconds[r.run_id]:.1f}" if r.run_id in wall_seconds else ""
+        print(f"{r.approach:<{width}} {m['val_accuracy']:>9.2%} {interval_text(m['ci_low'], m['ci_high']):>13} "
+              f"{r.train_seconds:>7.1f} {wall:>7}  {r.run_id}")
+
+
+def print_comparison(comparison) -> None:
+    c = comparison
+    print_runs([c.run_a, c.run_b])
+    print(f"McNemar exact test on the {c.n_clips} shared valid clips: {c.run_a.approach} alone right on "
+          f"{c.test.a_only}, {c.run_b.approach} alone right on {c.test.b_only}, p = {c.test.p_value:.3g}")
+    print(c.verdict)
+
+
+def command_ablate(args: argparse.Namespace) -> int:
+    from engine.approaches import ablation_comparison, ablation_configs, run_queue
+    from engine.pipeline import Session
+    printer, cancel = ApproachPrinter(), threading.Event()
+    cancel_on_signals(cancel)
+    session = Session(printer, models_dir=args.models_dir, results_dir=args.results_dir)
+    records = run_queue(session, ablation_configs(config_from_args(args), groups=args.groups), cancel=cancel)
+    print_runs(records, printer.wall_seconds)
+    for failure in printer.failures:
+        print(f"failed: {failure}")
+    if cancel.is_set():
+        raise Cancelled()
+    comparison = ablation_comparison(args.results_dir, records)
+    if comparison is not None:
+        print(f"McNemar exact, both vs embeddings on {comparison.n_clips} clips: {comparison.verdict}")
+    return EXIT_ERROR if printer.failures or comparison is None else 0
+
+
+def command_kfold(args: argparse.Namespace) -> int:
+    from engine.approaches import kfold
+    from engine.pipeline import Session
+    printer, cancel = ApproachPrinter(), threading.Event()
+    cancel_on_signals(cancel)
+    session = Session(printer, models_dir=args.models_dir, results_dir=args.results_dir)
+    result = kfold(session, config_from_args(args), n_folds=args.n_folds, cancel=cancel)
+    print_runs(result.records, printer.wall_seconds)
+    for number, (record, accuracy) in enumerate(zip(result.records, result.accuracies)):
+        m = record.metrics
+        print(f"fold {number}: {accuracy:.2%} ({interval_text(m['ci_low'], m['ci_high'])}, n={m['val_samples']})")
+    print(f"{result.approach}: {result.mean:.2%} ± {result.sd:.2%} (mean ± sd over {len(result.records)} folds)")
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from engine.approaches import compare
+    print_comparison(compare(args.results_dir, args.run_a, args.run_b))
+    return 0
+
+
+def command_ensemble(args: argparse.Namespace) -> int:
+    from engine.approaches import ensemble
+    record = ensemble(args.results_dir, args.runs, name=args.name or None)
+    print_runs([record])
+    print(f"Averaged the valid probabilities of {', '.join(record.config['members'])}; "
+          f"recorded in {Path(args.results_dir) / 'history.jsonl'}.")
+    return 0
+
+
+def command_importance(args: argparse.Namespace) -> int:
+    from engine.approaches import group_importance, load_runs
+    from engine.pipeline import Session
+    record, = load_runs(args.results_dir, [args.run])
+    drops = group_importance(Session(models_dir=args.models_dir, results_dir=args.results_dir), record)
+    print(f"Accuracy drop on the valid clips when each feature group of {record.approach} is shuffled across clips "
+          f"(accuracy {record.metrics['val_accuracy']:.2%}):")
+    scale = max([abs(d) for d in drops.values()] + [1e-9])
+    for group, drop in drops.items():
+        print(f"{group:<5} {drop:>7.2%} {'█' * round(30 * max(drop, 0) / scale)}")
+    return 0
+
+
 def command_predict(args: argparse.Namespace) -> int:
     from engine.predict import predict_files, write_submission
     prediction = predict_files(args.model, args.embeddings, args.tabular, key=args.key, models_dir=args.models_dir,
@@ -256,6 +369,28 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
                          help="the folder models are loaded from (default: models)")
     predict.add_argument("--allow-outside-models", action="store_true",
                          help="load a model file outside --models-dir (it runs code from the file: trust it)")
+    ablate = commands.add_parser("ablate", help="run embeddings-only, tabular-only and both on one split, then "
+                                                "the paired test between both and embeddings")
+    add_data_arguments(ablate)
+    add_run_arguments(ablate)
+    ablate.add_argument("--groups", action="store_true", help="also each group alone: emb, stft, mel, cqt")
+    kfold = commands.add_parser("kfold", help="run the approach on each fold of a stratified k-fold split "
+                                              "(--n-folds, default 5): mean ± sd accuracy")
+    add_data_arguments(kfold)
+    add_run_arguments(kfold)
+    compare = commands.add_parser("compare", help="McNemar's exact test between two runs on the same valid clips")
+    compare.add_argument("run_a", metavar="RUN_A", help="run id (or its start) or approach name (latest run)")
+    compare.add_argument("run_b", metavar="RUN_B")
+    compare.add_argument("--results-dir", default="results", metavar="DIR")
+    ensemble = commands.add_parser("ensemble", help="average the valid probabilities of 2+ runs on one split")
+    ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start) or approach names")
+    ensemble.add_argument("--name", default="", help="approach name (default: ensemble(A + B))")
+    ensemble.add_argument("--results-dir", default="results", metavar="DIR")
+    importance = commands.add_parser("importance", help="permutation importance of each feature group of an "
+                                                        "mlp run on its valid clips")
+    importance.add_argument("run", metavar="RUN", help="run id (or its start) or approach name (latest run)")
+    importance.add_argument("--results-dir", default="results", metavar="DIR")
+    importance.add_argument("--models-dir", default="models", metavar="DIR")
     results = commands.add_parser("results", help="list every recorded run, or export the table")
     results.add_argument("--results-dir", default="results", metavar="DIR")
     results.add_argument("--export", metavar="PATH", help="write the table to PATH (.csv or .md)")
@@ -263,7 +398,9 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": command_run, "demo": command_demo, "predict": command_predict, "results": command_results}
+    "run": command_run, "demo": command_demo, "predict": command_predict, "results": command_results,
+    "ablate": command_ablate, "kfold": command_kfold, "compare": command_compare, "ensemble": command_ensemble,
+    "importance": command_importance}
 
 
 def main(argv: list[str] | None = None, launch_app: Callable[[argparse.Namespace], int] | None = None) -> int:
