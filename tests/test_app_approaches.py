@@ -15,7 +15,7 @@ def anyio_backend():
 
 
 def features_column(table: DataTable) -> list[str]:
-    return [row[6] for row in rows(table) if "random guess" not in row[0]]
+    return [row[7] for row in rows(table) if "random guess" not in row[0]]
 
 
 async def test_ablation_queues_three_runs_on_one_split_and_cancel_stops_the_queue(make_app, tmp_path):
@@ -39,4 +39,81 @@ async def test_ablation_queues_three_runs_on_one_split_and_cancel_stops_the_queu
         await settle(app, pilot)
         statuses = [row[1] for row in rows(table) if "random guess" not in row[0]]
         assert len(statuses) == 4 and statuses.count("cancelled") == 1  # the queue stopped with its first run
+        assert app.screen.job == ""
+
+
+def select(app, table: DataTable, wanted) -> None:
+    """Put the cursor on the first row whose cells satisfy `wanted`."""
+    index = next(i for i, row in enumerate(rows(table)) if wanted(row))
+    table.move_cursor(row=index)
+
+
+async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_path, small_demo):
+    app = make_app(epochs=2)
+    async with app.run_test(size=NARROW, notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3", "a")
+        await settle(app, pilot)
+        table = app.screen.query_one("#results-table", DataTable)
+        assert "lwlrap" in str(table.ordered_columns[3].label) and rows(table)[0][3][0].isdigit()
+
+        await pilot.press("4")
+        select(app, table, lambda row: row[7] == "both")
+        await pilot.press("space")
+        select(app, table, lambda row: row[7] == "embeddings")
+        await pilot.press("space", "m")
+        await app.workers.wait_for_complete()
+        await wait_until(pilot, lambda: app.screen.query("#compare-test"))
+        test = shown(app, "#compare-test")
+        assert "McNemar" in test and "p " in test and "valid clips" in test
+        assert "features" in shown(app, "#compare-config") and "both" in shown(app, "#compare-config")
+        assert "right only here" in shown(app, "#compare-runs")
+        await pilot.press("escape")
+
+        await pilot.press("space")  # unmark embeddings; with both still marked, one run cannot be compared
+        await pilot.press("m")
+        assert "Mark exactly two runs" in notices(app)
+
+        await pilot.press("e")  # one marked run: the engine refuses with its own message
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "at least two runs" in notices(app)
+        select(app, table, lambda row: row[7] == "both" or row[0].endswith("both"))
+        await pilot.press("space", "e")  # none marked: the latest embeddings + tabular pair
+        await app.workers.wait_for_complete()
+        await wait_until(pilot, lambda: any("ensemble" in row[0] for row in rows(table)))
+
+        await pilot.press("slash", *"ensemble", "enter")
+        listed = [row[0] for row in rows(table) if "random guess" not in row[0]]
+        assert len(listed) == 1 and "ensemble" in listed[0]
+        await pilot.press("x")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert (tmp_path / "results" / "table.csv").is_file() and (tmp_path / "results" / "table.md").is_file()
+        assert "table.csv" in notices(app) and "table.md" in notices(app)
+        assert "ensemble" in (tmp_path / "results" / "table.md").read_text()
+
+        await pilot.press("slash", *["backspace"] * 8, *"tabular", "enter")
+        assert all("tabular" in row[7] for row in rows(table) if "random guess" not in row[0])
+        select(app, table, lambda row: row[7] == "tabular")
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        submissions = list((tmp_path / "results").glob("submission_*.csv"))
+        assert len(submissions) == 1 and "tabular" in submissions[0].name
+        assert "Submission written" in notices(app) and "dropped" in notices(app)
+
+        # A run on another split: compare refuses with the engine's words.
+        app.screen._set_config(app.screen.config.with_(split_seed=7, epochs=1))
+        await pilot.press("slash", *["backspace"] * 7, "enter", "t")
+        await settle(app, pilot)
+        await pilot.press("4")
+        newest = app.screen.results_panel.records[-1]
+        table.move_cursor(row=table.get_row_index(newest.run_id))
+        await pilot.press("space")
+        select(app, table, lambda row: row[7] == "tabular")
+        await pilot.press("space", "m")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "different clips" in notices(app)
         assert app.screen.job == ""

@@ -26,13 +26,13 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerFailed, WorkerState
 
 from engine.config import FEATURE_SETS, RunConfig
-from engine.errors import Cancelled, VggtabError
+from engine.errors import Cancelled, ConfigError, VggtabError
 from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone)
 from tui.commands import ScreenCommands
 from tui.format import lr_text, percent, sentence
 from tui.messages import EngineReported, EngineReporter, JobFailed, LearningRateChosen
-from tui.screens import DataForm, DroppedRowsScreen, HelpScreen, ParamsForm
+from tui.screens import CompareScreen, DataForm, DroppedRowsScreen, HelpScreen, ParamsForm
 from tui.widgets.dataset import DatasetPanel
 from tui.widgets.lr_finder import LRFinderPanel
 from tui.widgets.results import ResultsPanel
@@ -43,6 +43,7 @@ FOCUS_TARGETS = {"dataset": "#dataset", "lr": "#lr", "training": "#training", "r
 PREPARE, FIND_LR, TRAIN, ABLATION = "preparing the data", "the LR finder", "training", "the ablation"
 RUNS = (TRAIN, ABLATION)  # jobs that train, so c cancels them and quitting waits for them
 ENGINE_GROUP = "engine"
+RESULTS_GROUP = "results"  # compare, ensemble, export, predict: read saved runs, never train
 
 PANEL_KEYS = Binding.Group("Panel", compact=True)
 
@@ -227,6 +228,17 @@ class MainScreen(Screen):
     def load_history(self):
         from engine.results import load_history
         return load_history(self.results_dir)
+
+    @work(thread=True, group=RESULTS_GROUP, exit_on_error=False)
+    def _results_job(self, title: str, step: Callable[[], object], done: Callable[[object], None]) -> None:
+        """`step` in a thread (engine imports and file reads stay off the UI thread); `done(result)` on the UI
+        thread; an engine error becomes a notification titled `title`."""
+        try:
+            result = step()
+        except VggtabError as error:
+            self.app.call_from_thread(self.notify, str(error), title=title, severity="error", timeout=15)
+            return
+        self.app.call_from_thread(done, result)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -422,6 +434,79 @@ class MainScreen(Screen):
         self._set_config(config)
         self.notify(f"Re-running {record.approach} with its recorded config.")
         self.action_train()
+
+    def action_compare(self) -> None:
+        marked = self.results_panel.marked_records()
+        if len(marked) != 2:
+            self.notify(f"Mark exactly two runs with space to compare them ({len(marked)} marked).",
+                        severity="warning")
+            return
+        first, second = marked
+        results_dir = self.results_dir
+
+        def step():
+            from engine.approaches import compare
+            return compare(results_dir, first.run_id, second.run_id)
+        self._results_job("Cannot compare", step, lambda comparison: self.app.push_screen(CompareScreen(comparison)))
+
+    def action_ensemble(self) -> None:
+        marked = [r.run_id for r in self.results_panel.marked_records()]
+        records, results_dir = list(self.results_panel.records), self.results_dir
+
+        def step():
+            from engine.approaches import default_ensemble_members, ensemble
+            members = marked or default_ensemble_members(records)
+            if not members:
+                raise ConfigError("No runs marked, and no finished embeddings-only and tabular-only pair on one "
+                                  "split to average.", hint="Mark two or more runs with space, or press a in the "
+                                  "Training panel for the ablation.")
+            return ensemble(results_dir, members)
+
+        def done(record) -> None:
+            self.results_panel.marked.clear()
+            self.results_panel.add_record(record)
+            self.notify(f"{record.approach}: valid accuracy {percent(record.metrics.get('val_accuracy'))}.",
+                        title="Ensemble")
+        self._results_job("Cannot ensemble", step, done)
+
+    def action_export_table(self) -> None:
+        records, results_dir = self.results_panel.visible_records(), self.results_dir
+
+        def step():
+            from pathlib import Path
+            from engine.results import export_table
+            folder = Path(results_dir)
+            return [export_table(records, folder / name, fmt) for name, fmt in (("table.csv", "csv"),
+                                                                                 ("table.md", "markdown"))]
+        self._results_job("Cannot export", step, lambda paths: self.notify(
+            f"{len(records)} runs written to {' and '.join(map(str, paths))}.", title="Table exported"))
+
+    def action_predict(self) -> None:
+        record = self.results_panel.selected_record()
+        if record is None or record.status != "finished" or not record.model_path:
+            self.notify("Select a finished run with a saved model (ensembles have none).", severity="warning")
+            return
+        from pathlib import Path
+        folder = Path(self.config.embeddings).parent
+        embeddings, tabular = folder / "test_embeddings.csv", folder / "test_tabular.csv"
+        out = Path(self.results_dir) / f"submission_{record.approach}.csv"
+        models_dir = self.models_dir
+
+        def step():
+            from engine.predict import predict_files, write_submission
+            prediction = predict_files(record.model_path, embeddings, tabular, models_dir=models_dir)
+            return prediction, write_submission(prediction, out)
+
+        def done(result) -> None:
+            prediction, path = result
+            dropped = len(prediction.dropped)
+            self.notify(f"{len(prediction.frame):,} clips written to {path}; "
+                        f"{dropped} clip{'' if dropped == 1 else 's'} dropped.", title="Submission written",
+                        timeout=10)
+            for warning in prediction.warnings:
+                self.notify(warning, title="Predict", severity="warning", timeout=10)
+        self.notify(f"Predicting {embeddings} + {tabular} with {record.approach} …")
+        self._results_job("Cannot predict", step, done)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen([(place, binding) for place, binding, _ in self.commands()]))

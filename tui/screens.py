@@ -161,6 +161,62 @@ class DroppedRowsScreen(CloseableScreen):
         yield Footer()
 
 
+def differences(first: dict, second: dict) -> list[tuple[str, str, str]]:
+    """(key, first's value, second's value) for every key whose values differ, in first-seen order."""
+    keys = list(dict.fromkeys([*first, *second]))
+    return [(key, value_text(first.get(key)), value_text(second.get(key))) for key in keys
+            if first.get(key) != second.get(key)]
+
+
+def value_text(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "-".join(map(str, value)) if all(isinstance(v, int) for v in value) else ", ".join(map(str, value))
+    return str(value)
+
+
+class CompareScreen(CloseableScreen):
+    """Two runs on the same valid clips: McNemar's exact test, its verdict, and what differs between them."""
+
+    def __init__(self, comparison) -> None:
+        super().__init__()
+        self.comparison = comparison
+
+    def compose(self):
+        from engine.stats import format_p
+        c = self.comparison
+        a, b = c.run_a, c.run_b
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        head.add_column()
+        head.add_row("", Text(f"A {a.approach}", style="bold cyan"), Text(f"B {b.approach}", style="bold cyan"))
+        head.add_row("run", a.run_id, b.run_id)
+        head.add_row("valid accuracy", *(f"{acc:.1%} [{low:.1%}–{high:.1%}]" for acc, (low, high) in
+                                         ((c.accuracy_a, c.interval_a), (c.accuracy_b, c.interval_b))))
+        head.add_row("right only here", f"{c.test.a_only} clips", f"{c.test.b_only} clips")
+        test = Text.assemble(("McNemar's exact test", "bold"), f" on {c.n_clips:,} valid clips: "
+                             f"{format_p(c.test.p_value)}\n", (c.verdict, "bold"))
+        diff = Table("", "A", "B", box=None, padding=(0, 2), header_style="bold")
+        for key, first, second in differences(a.config, b.config):
+            diff.add_row(Text(key, style="bold"), first, second)
+        metrics = Table("metric", "A", "B", box=None, padding=(0, 2), header_style="bold")
+        for key, first, second in differences(a.metrics, b.metrics):
+            metrics.add_row(Text(key, style="bold"), first, second)
+        with VerticalScroll(classes="dialog"):
+            yield Static("Compare two runs on the same valid clips", classes="form-title")
+            yield Static(head, id="compare-runs")
+            yield Static(test, id="compare-test")
+            yield Static(Text("Config differences", style="bold underline"))
+            yield Static(diff if diff.row_count else Text("none"), id="compare-config")
+            yield Static(Text("Metric differences", style="bold underline"))
+            yield Static(metrics if metrics.row_count else Text("none"), id="compare-metrics")
+        yield Footer()
+
+
 class HelpScreen(CloseableScreen):
     """The workflow in five lines and every key of the main screen, from its own bindings."""
 
@@ -185,7 +241,9 @@ class HelpScreen(CloseableScreen):
             "2 LR finder: l runs it; v/s/m/g take a suggestion or e types an LR.\n",
             "3 Training: t trains with the settings on screen (p edits them), c cancels; a queues the ablation\n"
             "  (embeddings-only, tabular-only, both on the same split and seed).\n",
-            "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row.\n")
+            "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row, / filters;\n"
+            "  space marks runs: m compares two (paired test), e averages them (ensemble); x exports the table,\n"
+            "  s predicts the demo test files with the selected run's model.\n")
         with VerticalScroll(classes="dialog"):
             yield Static(workflow)
             yield Static(keys, id="help-keys")

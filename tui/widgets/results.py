@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from engine.events import RunRecord
 from tui.format import count, duration, is_number, layers_text, loss_text, lr_text, percent
@@ -55,6 +55,8 @@ COLUMNS = (
     Column("Approach", lambda r: r.approach, lambda r: r.approach),
     Column("Valid acc [95 % CI]", accuracy_cell, lambda r: metric(r, "val_accuracy"), descending_first=True),
     Column("Error", lambda r: percent(metric(r, "error_rate")), lambda r: metric(r, "error_rate")),
+    Column("lwlrap", lambda r: f"{metric(r, 'lwlrap'):.3f}" if metric(r, "lwlrap") is not None else "–",
+           lambda r: metric(r, "lwlrap"), descending_first=True),
     Column("LR", lambda r: lr_text(run_lr(r)), run_lr),
     Column("Epochs", epochs_cell, lambda r: r.config.get("epochs")),
     Column("Layers", lambda r: layers_text(r.config.get("layers", ())), lambda r: tuple(r.config.get("layers", ()))),
@@ -110,6 +112,15 @@ class ResultsPanel(Vertical):
         Binding("o", "sort_next_column", "Sort by the next column", group=SORT_KEYS),
         Binding("O", "reverse_sort", "Reverse the sort order", group=SORT_KEYS),
         Binding("r", "screen.rerun", "Re-run", tooltip="Train again with the selected row's exact config"),
+        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the selected run for compare or ensemble"),
+        Binding("m", "screen.compare", "Compare",
+                tooltip="McNemar's paired test between the two marked runs, and how their configs differ"),
+        Binding("e", "screen.ensemble", "Ensemble",
+                tooltip="Average the marked runs' predictions (none marked: latest embeddings + tabular pair)"),
+        Binding("slash", "filter", "Filter", tooltip="Show only the rows containing a text"),
+        Binding("x", "screen.export_table", "Export", tooltip="Write the table to results/table.csv and table.md"),
+        Binding("s", "screen.predict", "Predict",
+                tooltip="Predict the demo test files with the selected run's model; writes a submission CSV"),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -118,8 +129,12 @@ class ResultsPanel(Vertical):
         self.n_classes: int | None = None
         self.sort_column = DATE_COLUMN
         self.descending = False
+        self.marked: list[str] = []  # run ids, in the order marked
+        self.filter_text = ""
 
     def compose(self):
+        yield Input(placeholder="filter: text in any column (Enter: back to the table)", id="results-filter",
+                    compact=True)
         yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="run-details-scroll"):
             yield Static("No runs yet: press t to train one.", id="run-details")
@@ -129,7 +144,49 @@ class ResultsPanel(Vertical):
         return self.query_one("#results-table", DataTable)
 
     def on_mount(self) -> None:
+        self.query_one("#results-filter", Input).display = False
         self._rebuild()
+
+    def visible_records(self) -> list[RunRecord]:
+        """The rows the filter lets through, in table order."""
+        words = self.filter_text.lower().split()
+        shown = sorted_records(self.records, COLUMNS[self.sort_column], self.descending)
+        if not words:
+            return shown
+        def text(record: RunRecord) -> str:
+            return " ".join([record.run_id, record.status, *(c.cell(record) for c in COLUMNS)]).lower()
+        return [r for r in shown if all(word in text(r) for word in words)]
+
+    def marked_records(self) -> list[RunRecord]:
+        by_id = {r.run_id: r for r in self.records}
+        return [by_id[run_id] for run_id in self.marked if run_id in by_id]
+
+    def action_toggle_mark(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            self.notify("Select a run to mark.", severity="warning")
+            return
+        if record.run_id in self.marked:
+            self.marked.remove(record.run_id)
+        else:
+            self.marked.append(record.run_id)
+        self._rebuild()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#results-filter", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.filter_text = event.value
+        self._rebuild()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        field = self.query_one("#results-filter", Input)
+        field.display = bool(field.value)
+        self.table.focus()
 
     def show_history(self, records: list[RunRecord]) -> None:
         self.records = list(records)
@@ -167,11 +224,12 @@ class ResultsPanel(Vertical):
         table.clear(columns=True)
         table.add_columns(*(c.label + (arrow if i == self.sort_column else "") for i, c in enumerate(COLUMNS)))
         best = best_run(self.records)
-        for record in sorted_records(self.records, COLUMNS[self.sort_column], self.descending):
+        for record in self.visible_records():
             style = BEST_STYLE if record is best else "" if record.status == "finished" else UNFINISHED_STYLE
             cells = [Text(column.cell(record), style=style) for column in COLUMNS]
-            if record is best:
-                cells[0] = Text(f"★ {record.approach}", style=style)
+            mark = "✓ " if record.run_id in self.marked else ""
+            if record is best or mark:
+                cells[0] = Text(f"{mark}{'★ ' if record is best else ''}{record.approach}", style=style)
             table.add_row(*cells, key=record.run_id)
         if self.n_classes:
             cells = [Text("–", style="italic")] * len(COLUMNS)
