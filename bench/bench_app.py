@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 IMPORTING = time.time()
 
 from engine.config import RunConfig  # noqa: E402
-from engine.results import load_history  # noqa: E402
 import tui.app  # noqa: E402
 from tui.app import TRAIN, MainScreen, VggtabApp  # noqa: E402
 
@@ -247,6 +246,8 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze:
             await app.workers.wait_for_complete()
             probe.timer.stop()
             watch.stopped.set()
+    from engine.results import load_history  # not at the top: the paint timing must import only the app's
+
     history = load_history(out / "results").records
     finished = bool(history) and history[-1].status == "finished"
     return {"threads": threads, "gc_freeze": freeze, "train_seconds": trained, "capped": capped, "run_finished": finished, "presses": presses,
