@@ -257,10 +257,11 @@ def print_runs(records, wall_seconds: dict[str, float] | None = None) -> None:
 
 
 def print_comparison(comparison) -> None:
+    from engine.stats import format_p
     c = comparison
     print_runs([c.run_a, c.run_b])
     print(f"McNemar exact test on the {c.n_clips} shared valid clips: {c.run_a.approach} alone right on "
-          f"{c.test.a_only}, {c.run_b.approach} alone right on {c.test.b_only}, p = {c.test.p_value:.3g}")
+          f"{c.test.a_only}, {c.run_b.approach} alone right on {c.test.b_only}, {format_p(c.test.p_value)}")
     print(c.verdict)
 
 
