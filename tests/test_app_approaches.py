@@ -97,6 +97,10 @@ async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_
         assert all("tabular" in row[7] for row in rows(table) if "random guess" not in row[0])
         select(app, table, lambda row: row[7] == "tabular")
         await pilot.press("s")
+        await pilot.pause()
+        assert "test_embeddings.csv" in app.screen.query_one("#field-embeddings").value
+        await pilot.press("enter")
+        await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
         submissions = list((tmp_path / "results").glob("submission_*.csv"))

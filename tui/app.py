@@ -32,7 +32,7 @@ from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderRe
 from tui.commands import ScreenCommands
 from tui.format import lr_text, percent, sentence
 from tui.messages import EngineReported, EngineReporter, JobFailed, LearningRateChosen
-from tui.screens import CompareScreen, DataForm, DroppedRowsScreen, HelpScreen, ParamsForm
+from tui.screens import CompareScreen, DataForm, DroppedRowsScreen, HelpScreen, ParamsForm, PredictForm
 from tui.widgets.dataset import DatasetPanel
 from tui.widgets.lr_finder import LRFinderPanel
 from tui.widgets.results import ResultsPanel
@@ -488,7 +488,14 @@ class MainScreen(Screen):
             return
         from pathlib import Path
         folder = Path(self.config.embeddings).parent
-        embeddings, tabular = folder / "test_embeddings.csv", folder / "test_tabular.csv"
+        self.app.push_screen(PredictForm(str(folder / "test_embeddings.csv"), str(folder / "test_tabular.csv"),
+                                         record.approach), partial(self._predict, record))
+
+    def _predict(self, record, paths: tuple[str, str] | None) -> None:
+        if paths is None:
+            return
+        from pathlib import Path
+        embeddings, tabular = paths
         out = Path(self.results_dir) / f"submission_{record.approach}.csv"
         models_dir = self.models_dir
 

@@ -82,6 +82,17 @@ class DataForm(FormScreen):
         return (str(Path(paths["embeddings"]).expanduser()), str(Path(paths["tabular"]).expanduser())), errors
 
 
+class PredictForm(DataForm):
+    """The unlabeled files to predict (prefilled with the demo test files); dismisses with the two paths."""
+
+    TITLE_TEXT = "Predict unlabeled clips"
+    HELP_TEXT = "The same columns as the training files; labels are not needed. The submission goes to results/."
+
+    def __init__(self, embeddings: str, tabular: str, approach: str) -> None:
+        super().__init__(embeddings, tabular)
+        self.TITLE_TEXT = f"Predict unlabeled clips with {approach}"
+
+
 def whole_number(name: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -243,7 +254,7 @@ class HelpScreen(CloseableScreen):
             "  (embeddings-only, tabular-only, both on the same split and seed).\n",
             "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row, / filters;\n"
             "  space marks runs: m compares two (paired test), e averages them (ensemble); x exports the table,\n"
-            "  s predicts the demo test files with the selected run's model.\n")
+            "  s predicts unlabeled files (the demo test files by default) into a submission CSV.\n")
         with VerticalScroll(classes="dialog"):
             yield Static(workflow)
             yield Static(keys, id="help-keys")

@@ -120,7 +120,8 @@ class ResultsPanel(Vertical):
         Binding("slash", "filter", "Filter", tooltip="Show only the rows containing a text"),
         Binding("x", "screen.export_table", "Export", tooltip="Write the table to results/table.csv and table.md"),
         Binding("s", "screen.predict", "Predict",
-                tooltip="Predict the demo test files with the selected run's model; writes a submission CSV"),
+                tooltip="Predict unlabeled files (the demo test files by default) with the selected run's model; "
+                        "writes a submission CSV"),
     ]
 
     def __init__(self, **kwargs) -> None:
