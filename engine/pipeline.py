@@ -7,6 +7,7 @@ Every step reports a StageDone event; the run reports progress, then RunFinished
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -27,6 +28,10 @@ def warm_up() -> None:
     """Import fastai and torch ahead of need (≈3.5 s), e.g. in a background thread while the UI paints."""
     import engine.model  # noqa: F401  (the import is the work)
     import torch._dynamo  # noqa: F401  (torch imports it when the first optimizer is built: ~2 s)
+    # The imports leave ~1M long-lived objects; full collections over them held the GIL for up to 0.9 s
+    # during training (bench/bench_app.py). Freezing them keeps UI stalls under ~0.2 s.
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
