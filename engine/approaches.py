@@ -61,10 +61,12 @@ def run_queue(session, configs, cancel: threading.Event | None = None) -> list[R
 # ------------------------------------------------------------------------------------ finding runs
 
 def find_run(records, wanted: str) -> RunRecord:
-    """A finished run by its id, a unique start of its id, or an approach name (its latest finished run)."""
+    """A finished run by its id, a unique start of its id, or an approach name: its latest finished holdout run
+    (k-fold folds share the approach name but not the split; name them by id)."""
     finished = [r for r in records if r.status == "finished"]
+    named = [r for r in finished if r.approach == wanted]
     for match in ([r for r in finished if r.run_id == wanted], [r for r in finished if r.run_id.startswith(wanted)],
-                  [r for r in finished if r.approach == wanted][-1:]):
+                  ([r for r in named if r.config.get("fold") is None] or named)[-1:]):
         if len(match) == 1:
             return match[0]
         if len(match) > 1:
