@@ -496,11 +496,12 @@ class MainScreen(Screen):
             return
         from pathlib import Path
         embeddings, tabular = paths
-        out = Path(self.results_dir) / f"submission_{record.approach}.csv"
-        models_dir = self.models_dir
+        results_dir, models_dir = Path(self.results_dir), self.models_dir
 
         def step():
             from engine.predict import predict_files, write_submission
+            from engine.results import safe_name
+            out = results_dir / f"submission_{safe_name(record.approach)}.csv"  # a named run may hold spaces
             prediction = predict_files(record.model_path, embeddings, tabular, models_dir=models_dir)
             return prediction, write_submission(prediction, out)
 
