@@ -156,17 +156,20 @@ class Session:
         return CleanData(merged=merged, audit=audit, labelled=labelled, feature_columns=tuple(audit.feature_columns),
                          ignored_columns=tuple(ignored))
 
-    def prepare(self, config: RunConfig) -> Prepared:
-        """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised."""
+    def prepare(self, config: RunConfig, *, announce: bool = True) -> Prepared:
+        """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised
+        (with announce=False only when the data was not prepared before, so a run prints its summary once)."""
         with self._lock:
             key = features_key(config) + (file_stamp(config.embeddings), file_stamp(config.tabular))
+            announce = announce or key not in self._prepared
             if key not in self._prepared:
                 # Keep the prepared feature sets of this dataset only: each holds a copy of the features.
                 same_data = len(data_key(config))
                 self._prepared = {k: v for k, v in self._prepared.items() if k[:same_data] == key[:same_data]}
                 self._prepared[key] = self._build_prepared(config)
             prepared = self._prepared[key]
-        self.report(DatasetSummarised(prepared.summary))
+        if announce:
+            self.report(DatasetSummarised(prepared.summary))
         return prepared
 
     def _build_prepared(self, config: RunConfig) -> Prepared:
@@ -243,7 +246,7 @@ class Session:
     def find_lr(self, config: RunConfig) -> LRFinderReady:
         """fastai's LR finder on this config's data and model; cached until either changes."""
         from engine.lr_find import find_lr
-        prepared = self.prepare(config)
+        prepared = self.prepare(config, announce=False)
         key = model_key(config)
         if key not in self._lr:
             if config.model != "mlp":
