@@ -269,7 +269,7 @@ def print_comparison(comparison) -> None:
 
 def command_ablate(args: argparse.Namespace) -> int:
     from engine.approaches import ablation_comparison, ablation_configs, run_queue
-    from engine.pipeline import Session
+    from engine.pipeline import Session, warm_up
     printer, cancel = ApproachPrinter(), threading.Event()
     cancel_on_signals(cancel)
     # fastai's import (~3.5 s) overlaps the CSV loading instead of following it.
@@ -289,7 +289,7 @@ def command_ablate(args: argparse.Namespace) -> int:
 
 def command_kfold(args: argparse.Namespace) -> int:
     from engine.approaches import kfold
-    from engine.pipeline import Session
+    from engine.pipeline import Session, warm_up
     printer, cancel = ApproachPrinter(), threading.Event()
     cancel_on_signals(cancel)
     # fastai's import (~3.5 s) overlaps the CSV loading instead of following it.
