@@ -121,3 +121,21 @@ async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_
         await pilot.pause()
         assert "different clips" in notices(app)
         assert app.screen.job == ""
+
+
+async def test_new_keys_are_in_the_palette_and_help(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=NARROW, notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p", *"export", "enter")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.active_panel == "results"
+        assert (tmp_path / "results" / "table.md").is_file() and "table.csv" in notices(app)
+        await pilot.press("?")
+        await pilot.pause()
+        help_text = shown(app, "#help-keys")
+        for description in ("Ablation", "Mark", "Compare", "Ensemble", "Filter", "Export", "Predict"):
+            assert description in help_text
+        await pilot.press("escape")
