@@ -211,8 +211,8 @@ def command_results(args: argparse.Namespace) -> int:
         accuracy = f"{m['val_accuracy']:.2%}" if m.get("val_accuracy") is not None else "-"
         lwlrap = f"{m['lwlrap']:.3f}" if m.get("lwlrap") is not None else "-"
         lr = r.config.get("lr")
-        print(f"{r.created:<19} {r.status:<9} {r.approach:<28} {lr if lr is None else format(lr, '.2e'):>8} "
-              f"{r.config.get('epochs', ''):>3} {accuracy:>9} {ci:>13} {lwlrap:>6}")
+        print(f"{r.created:<19} {r.status:<9} {r.approach:<28} {'' if lr is None else format(lr, '.2e'):>8} "
+              f"{r.config.get('epochs') or '':>3} {accuracy:>9} {ci:>13} {lwlrap:>6}")
     return 0
 
 

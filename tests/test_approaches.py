@@ -245,6 +245,9 @@ def test_cli_ablate_then_compare_ensemble_and_importance(small_demo, tmp_path):
     ensemble = vggtab("ensemble", "embeddings_200-100", "tabular_200-100", cwd=tmp_path)
     assert ensemble.returncode == 0, ensemble.stderr
     assert "ensemble(embeddings_200-100 + tabular_200-100)" in ensemble.stdout
+    listed = vggtab("results", cwd=tmp_path)  # an ensemble has no LR or epochs
+    assert listed.returncode == 0, listed.stderr
+    assert "ensemble(" in listed.stdout
     importance = vggtab("importance", "both_200-100", cwd=tmp_path)
     assert importance.returncode == 0, importance.stderr
     assert [line.split()[0] for line in importance.stdout.splitlines()[-4:]] == ["emb", "stft", "mel", "cqt"]
@@ -261,3 +264,6 @@ def test_cli_kfold_and_a_baseline_run(small_demo, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "Valid accuracy" in run.stdout and "LR finder" not in run.stdout
     assert "model not saved" in run.stdout
+    listed = vggtab("results", cwd=tmp_path)  # a baseline has no LR
+    assert listed.returncode == 0, listed.stderr
+    assert "both_random_forest" in listed.stdout
