@@ -28,6 +28,7 @@ ARCHITECTURE_PRESETS: dict[str, tuple[int, ...]] = {
 LR_SUGGESTIONS = ("valley", "slide", "minimum", "steep")
 MODELS = ("mlp", "logreg", "linear_svm", "random_forest")
 MAX_LR = 10.0
+DEFAULT_WD = 0.01
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class RunConfig:
     model: str = "mlp"
     layers: tuple[int, ...] = (200, 100)
     ps: float = 0.0
-    wd: float = 0.01  # fastai Adam's default decoupled weight decay, which the notebook used implicitly
+    wd: float = DEFAULT_WD  # fastai Adam's default decoupled weight decay, which the notebook used implicitly
     bs: int = 64
     epochs: int = 20
     lr: float | None = None  # None: the LR finder's `lr_suggestion`
@@ -108,6 +109,10 @@ class RunConfig:
         if self.pca:
             parts.append(f"pca{self.pca}")
         parts.append("-".join(map(str, self.layers)) if self.model == "mlp" else self.model)
+        if self.model == "mlp" and self.ps:
+            parts.append(f"ps{self.ps:g}")
+        if self.model == "mlp" and self.wd != DEFAULT_WD:
+            parts.append(f"wd{self.wd:g}")
         if self.label_mode == "multi":
             parts.append("multilabel")
         return "_".join(parts)
