@@ -55,3 +55,13 @@ def run_cli(capsys):
         return CliOutcome(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def session(tmp_path):
+    """A real Session writing under tmp_path that keeps every event it reports in `session.events`."""
+    from engine.pipeline import Session
+    events = []
+    session = Session(events.append, models_dir=tmp_path / "models", results_dir=tmp_path / "results")
+    session.events = events
+    return session

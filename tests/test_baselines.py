@@ -10,20 +10,11 @@ from engine import baselines, results
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
 from engine.events import BatchEnded, EpochEnded, LRFinderReady, RunCancelled, RunFinished, StageDone
-from engine.pipeline import Session
 
 
 @pytest.fixture
 def config(small_demo):
     return RunConfig(embeddings=str(small_demo.embeddings), tabular=str(small_demo.tabular), model="logreg")
-
-
-@pytest.fixture
-def session(tmp_path):
-    events = []
-    session = Session(events.append, models_dir=tmp_path / "models", results_dir=tmp_path / "results")
-    session.events = events
-    return session
 
 
 @pytest.mark.parametrize("model", ["logreg", "linear_svm", "random_forest"])

@@ -9,7 +9,6 @@ import pytest
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
 from engine.events import BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFinished
-from engine.pipeline import Session
 
 NOTEBOOK_COLUMNS = ["timestamp", "model", "features", "vggish_features", "tabular_features", "num_classes",
                     "train_samples", "val_samples", "epochs", "learning_rate", "training_time_sec", "val_accuracy",
@@ -27,14 +26,6 @@ def demo_frames(small_demo):
 @pytest.fixture
 def config(small_demo):
     return RunConfig(embeddings=str(small_demo.embeddings), tabular=str(small_demo.tabular), epochs=4, bs=32)
-
-
-@pytest.fixture
-def session(tmp_path):
-    events = []
-    session = Session(events.append, models_dir=tmp_path / "models", results_dir=tmp_path / "results")
-    session.events = events
-    return session
 
 
 def test_summary_matches_an_independent_merge(session, config, demo_frames):
