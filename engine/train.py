@@ -33,6 +33,9 @@ class RunMonitor(Callback):
     def before_epoch(self):
         self.epoch_start = time.perf_counter()
 
+    def before_validate(self):
+        self.valid_logits: list[torch.Tensor] = []
+
     def before_batch(self):
         if self.cancel.is_set():
             raise CancelFitException()
@@ -45,7 +48,9 @@ class RunMonitor(Callback):
                 hint=diverged_hint(self.xb[1], self.lr))
 
     def after_batch(self):
-        if self.training:
+        if not self.training:
+            self.valid_logits.append(self.pred.detach())
+        else:
             self.report(BatchEnded(epoch=self.epoch, n_epochs=self.n_epoch, batch=self.iter + 1,
                                    n_batches=self.n_iter, elapsed=time.perf_counter() - self.fit_start))
 
@@ -60,12 +65,11 @@ class RunMonitor(Callback):
 
     def valid_scores(self) -> tuple[float, float]:
         """Valid accuracy and lwlrap as engine.evaluate defines them, so the last epoch matches the final metrics
-        (fastai's accuracy_multi would count every thresholded class of a multi-label clip instead)."""
-        valid = self.dls.valid
-        self.model.eval()
-        with torch.no_grad():
-            scores = self.model(valid.no_cat, valid.x).numpy()  # logits rank classes as the probabilities do
-        targets = valid.y.numpy()
+        (fastai's accuracy_multi would count every thresholded class of a multi-label clip instead). Scored on
+        the logits of fastai's own validation pass (they rank classes as the probabilities do): no second
+        forward over the valid rows."""
+        scores = torch.cat(self.valid_logits).float().numpy()
+        targets = self.dls.valid.y.numpy()
         accuracy = float(correct_per_clip(scores, targets).mean())
         return accuracy, lwlrap(one_hot(targets, scores.shape[1]), scores)
 
