@@ -20,9 +20,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, SGDClassifier
 from threadpoolctl import threadpool_limits
 
 from engine.errors import Cancelled, ConfigError
@@ -54,6 +51,9 @@ def fit_baseline(model: str, x_train: np.ndarray, y_train: np.ndarray, *, seed: 
     """Fit one baseline on class indices `y_train`. Raises Cancelled (0 epochs) if `cancel` is set in time."""
     if model not in BASELINE_NAMES:
         raise ConfigError(f"Model {model!r} is not a classical baseline.", hint=f"Use one of {', '.join(BASELINE_NAMES)}.")
+    from sklearn.exceptions import ConvergenceWarning  # on use: ~1.5 s to import
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+
     cancel = cancel or threading.Event()
     n_threads = threads or 1
     if cancel.is_set():
@@ -76,6 +76,8 @@ def fit_baseline(model: str, x_train: np.ndarray, y_train: np.ndarray, *, seed: 
 def _fit_forest(x_train, y_train, *, seed: int, n_jobs: int, report: Reporter, cancel: threading.Event):
     """Grown in chunks with warm_start: the same trees as one fit (sklearn draws the same tree seeds), with a
     cancel check and a progress event between chunks."""
+    from sklearn.ensemble import RandomForestClassifier
+
     forest = RandomForestClassifier(warm_start=True, random_state=seed, n_jobs=n_jobs)
     started = time.perf_counter()
     n_chunks = -(-FOREST_TREES // FOREST_CHUNK)

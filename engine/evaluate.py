@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 from engine.stats import lwlrap, wilson_interval
 
@@ -105,6 +104,8 @@ def mean_average_precision(truth: np.ndarray, probs: np.ndarray) -> float:
     present = truth.any(axis=0)
     if not present.any():
         return 0.0
+    from sklearn.metrics import average_precision_score  # on use: ~1.5 s to import
+
     return float(average_precision_score(truth[:, present], probs[:, present], average="macro"))
 
 

@@ -7,7 +7,6 @@ Every step reports a StageDone event; the run reports progress, then RunFinished
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -22,16 +21,7 @@ from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
-
-
-def warm_up() -> None:
-    """Import fastai and torch ahead of need (≈3.5 s), e.g. in a background thread while the UI paints."""
-    import engine.model  # noqa: F401  (the import is the work)
-    import torch._dynamo  # noqa: F401  (torch imports it when the first optimizer is built: ~2 s)
-    # The imports leave ~1M long-lived objects; full collections over them held the GIL for up to 0.9 s
-    # during training (bench/bench_app.py). Freezing them keeps UI stalls under ~0.2 s.
-    gc.collect()
-    gc.freeze()
+from engine.warmup import is_warm, warm_up
 
 
 @dataclass(frozen=True)
@@ -116,6 +106,14 @@ class Session:
         self._lock = threading.Lock()  # one step at a time: the caches are shared by UI workers
 
     # -- data ---------------------------------------------------------------------------------------------
+    def _wait_for_imports(self) -> None:
+        """Load scikit-learn, fastai and torch, or wait for the background warm-up doing it: a stage of its own."""
+        if is_warm():
+            return
+        started = time.perf_counter()
+        warm_up()
+        self._stage("imports", started, "scikit-learn, fastai and torch")
+
     def _stage(self, stage: str, started: float, detail: str) -> None:
         self.report(StageDone(stage=stage, seconds=time.perf_counter() - started, detail=detail))
 
@@ -188,6 +186,7 @@ class Session:
             targets = np.array([index[names[0]] for names in row_labels], np.int64)
             stratify_on = np.array([names[0] for names in row_labels])
 
+        self._wait_for_imports()
         started = time.perf_counter()
         if config.fold is None:
             chosen = split.holdout_split(stratify_on, valid_pct=config.valid_pct, seed=config.split_seed)

@@ -213,6 +213,9 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
 
     Unpickling runs code from the file, so by default only files inside `models_dir` are loaded.
     """
+    from engine.warmup import warm_up
+
+    warm_up()  # a background warm-up may be importing fastai right now
     from fastai.learner import Learner, load_learner
 
     path = Path(path)

@@ -7,7 +7,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from engine.errors import ConfigError, InputError
 from engine.labels import classes_have
@@ -32,6 +31,8 @@ def holdout_split(targets, *, valid_pct: float = 0.2, seed: int = 42) -> Split:
     """
     if not 0 < valid_pct < 1:
         raise ConfigError(f"Setting valid_pct={valid_pct!r} is not valid.", hint="Use a fraction such as 0.2.")
+    from sklearn.model_selection import train_test_split  # on use: ~1.5 s to import
+
     strata = stratification_labels(targets)
     rest, notes = _set_aside_small_classes(strata, min_clips=2)
     try:
@@ -53,6 +54,8 @@ def kfold_split(targets, *, n_folds: int = 5, fold: int = 0, seed: int = 42) -> 
         raise ConfigError(f"Setting n_folds={n_folds!r} is not valid.", hint="Use 2 or more folds.")
     if not 0 <= fold < n_folds:
         raise ConfigError(f"Setting fold={fold!r} is not valid.", hint=f"Use a fold from 0 to {n_folds - 1}.")
+    from sklearn.model_selection import StratifiedKFold  # on use: ~1.5 s to import
+
     strata = stratification_labels(targets)
     rest, notes = _set_aside_small_classes(strata, min_clips=n_folds)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
