@@ -115,7 +115,7 @@ def measure_reload(quick: bool) -> dict:
     return result
 
 
-def measure_e2e(scratch: Path, threads: int, proposals: bool) -> dict:
+def measure_e2e(scratch: Path, threads: int) -> dict:
     tabular = str(TABULAR_FULL)
     stock_dir, engine_dir = scratch / "stock", scratch / "engine"
     stock_dir.mkdir()
@@ -128,14 +128,6 @@ def measure_e2e(scratch: Path, threads: int, proposals: bool) -> dict:
         json_path=scratch / "engine.json", env={"VGGTAB_CACHE_DIR": str(scratch / "empty-cache")}, log=scratch / "engine.log")
     result = {"stock": stock | {"wall": stock_wall, "rss_mb": stock_rss},
               "engine": engine | {"wall": engine_wall, "rss_mb": engine_rss}}
-    if proposals:
-        overlap_dir = scratch / "overlap"
-        overlap_dir.mkdir()
-        overlap, overlap_wall, overlap_rss = child(
-            [str(BENCH / "engine_run.py"), str(EMBEDDINGS), tabular, str(overlap_dir), str(scratch / "overlap.json"),
-             "--overlap"], json_path=scratch / "overlap.json",
-            env={"VGGTAB_CACHE_DIR": str(scratch / "empty-cache-2")}, log=scratch / "overlap.log")
-        result["engine_overlap"] = overlap | {"wall": overlap_wall, "rss_mb": overlap_rss}
     return result
 
 
@@ -180,7 +172,7 @@ def measure_lag(scratch: Path, threads: int, freeze: bool = False) -> dict:
     return result
 
 
-PROPOSAL_NAMES = {"fused": "fused AdamW", "fused_nobn": "fused AdamW + no input BatchNorm",
+PROPOSAL_NAMES = {"frozen_bn": "input BatchNorm scale/shift frozen", "no_bn": "no input BatchNorm",
                   "plain_floor": "(floor) bare PyTorch loop, same model"}
 
 
@@ -264,16 +256,12 @@ def fill_table(table: Table, raw: dict) -> None:
         stock, engine = e2e["stock"], e2e["engine"]
         table.section(f"end to end, cold, new process, {TABULAR_FULL.stat().st_size / 1e6:.0f} MB tabular CSV, "
                       f"LR finder + 20 epochs, {raw['threads']} torch thread(s) both")
-        for stage in ("import", "load", "merge", "audit", "labels", "split", "features", "lr_find", "fit",
+        for stage in ("import", "load", "merge", "audit", "labels", "imports", "split", "features", "lr_find", "fit",
                       "evaluate", "save"):
             a, b = stock["stages"].get(stage, 0.0), engine["stages"].get(stage, 0.0)
             table.add(f"  {stage}", seconds(a), seconds(b), f"{ratio(a, b):.1f}×" if b > 0.05 else "")
         table.add("end to end total (process wall)", seconds(stock["wall"]), seconds(engine["wall"]),
                   f"{ratio(stock['wall'], engine['wall']):.1f}×", "≥ 2×", ratio(stock["wall"], engine["wall"]) >= 2)
-        if "engine_overlap" in e2e:
-            overlap = e2e["engine_overlap"]
-            table.add("proposal: fastai imported in a thread during load", seconds(stock["wall"]),
-                      seconds(overlap["wall"]), f"{ratio(stock['wall'], overlap['wall']):.1f}×")
         table.add("valid accuracy of that run (LR from the finder)", f"{stock['accuracy']:.1%}",
                   f"{engine['accuracy']:.1%}", f"LR {stock['lr']:.2g} / {engine['lr']:.2g}")
         table.add("peak memory of the run (max RSS)", f"{stock['rss_mb']:,.0f} MB", f"{engine['rss_mb']:,.0f} MB",
@@ -333,7 +321,7 @@ def main() -> None:
     parser.add_argument("--no-app", action="store_true", help="skip the app measures")
     parser.add_argument("--profile", action="store_true", help="cProfile one engine and one stock fit (in JSON)")
     parser.add_argument("--proposals", action="store_true",
-                        help="also time engine changes proposed in bench/fit.py PROPOSALS (fused AdamW, …)")
+                        help="also time engine changes proposed in bench/fit.py PROPOSALS (frozen input BatchNorm, …)")
     args = parser.parse_args()
 
     ensure_data()
@@ -342,7 +330,7 @@ def main() -> None:
     began = time.perf_counter()
     steps = [("reload", lambda scratch: measure_reload(args.quick))]
     if not args.quick:
-        steps.append(("e2e", lambda scratch: measure_e2e(scratch, threads, args.proposals)))
+        steps.append(("e2e", lambda scratch: measure_e2e(scratch, threads)))
     steps += [("fit", lambda scratch: measure_fit(scratch, seeds=1 if args.quick else args.seeds,
                                                   epochs=2 if args.quick else 20, profile=args.profile,
                                                   proposals=args.proposals)),

@@ -1,11 +1,11 @@
 """The engine's path end to end in a fresh process (run by bench/bench.py):
 
-    python bench/engine_run.py EMBEDDINGS TABULAR OUT_DIR JSON_PATH [--overlap]
+    python bench/engine_run.py EMBEDDINGS TABULAR OUT_DIR JSON_PATH
 
-Imports the engine (fastai included, as `vggtab train` ends up doing), then one `Session.train` with the
-default config (LR finder valley, 20 epochs): stage times come from its StageDone events. The Parquet cache is
-whatever VGGTAB_CACHE_DIR names (the bench passes an empty folder, so this is a cold run).
---overlap (a proposal, not what the CLI does today): import fastai in a background thread while the CSVs load.
+What `vggtab run` does: import the pipeline, start the warm-up thread (scikit-learn, fastai, torch), then one
+`Session.train` with the default config (LR finder valley, 20 epochs); stage times come from its StageDone
+events (`imports` is the wait for the warm-up thread). The Parquet cache is whatever VGGTAB_CACHE_DIR names
+(the bench passes an empty folder, so this is a cold run); the process ends once the cache copy is written.
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main(embeddings: str, tabular: str, out_dir: str, json_path: str, overlap: bool = False) -> None:
+def main(embeddings: str, tabular: str, out_dir: str, json_path: str) -> None:
+    import threading
+
     from engine.config import RunConfig
     from engine.events import RunFinished, StageDone
     from engine.pipeline import Session, warm_up
-    if overlap:
-        import threading
-        threading.Thread(target=warm_up, daemon=True).start()  # the first stage that needs fastai waits for it
-    else:
-        warm_up()  # fastai and torch: timed here rather than inside whichever stage first needs them
+    threading.Thread(target=warm_up, daemon=True).start()
     times = {"import": time.perf_counter() - START}
     finished = []
 
@@ -50,4 +48,4 @@ def main(embeddings: str, tabular: str, out_dir: str, json_path: str, overlap: b
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5], overlap="--overlap" in sys.argv[5:])
+    main(*sys.argv[1:5])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import InputError
-from engine.load import load_table
+from engine.load import load_table, wait_for_cache_writes
 
 
 def write_csv(path, text: str):
@@ -60,12 +60,14 @@ def test_changed_file_misses_cache_and_replaces_stale_entry(csv_file, tmp_path):
     reloaded = load_table(csv_file, cache_dir=cache)
     assert not reloaded.from_cache
     assert list(reloaded.frame["fname"]) == ["z.wav"]
+    wait_for_cache_writes()  # the Parquet copy is written in the background
     assert len(list(cache.glob("*.parquet"))) == 1
 
 
 def test_corrupt_cache_is_ignored_and_rewritten(csv_file, tmp_path):
     cache = tmp_path / "cache"
     expected = load_table(csv_file, cache_dir=cache).frame
+    wait_for_cache_writes()
     (cached_file,) = cache.glob("*.parquet")
     cached_file.write_bytes(b"PAR1 not really parquet")
     again = load_table(csv_file, cache_dir=cache)

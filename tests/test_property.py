@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from engine.config import RunConfig
 from engine.errors import VggtabError
+from engine.load import wait_for_cache_writes
 from engine.pipeline import Session
 
 SIDES = st.sampled_from(["embeddings", "tabular"])
@@ -127,5 +128,7 @@ def test_damaged_tables_and_random_settings_run_or_raise_a_vggtab_error(demo_tab
         except VggtabError as error:
             assert str(error).strip()
             return
+        finally:
+            wait_for_cache_writes()  # before the folder is removed under the background Parquet write
     assert np.isfinite(prepared.x_train).all() and np.isfinite(prepared.x_valid).all()
     assert len(prepared.x_train) == len(prepared.train_idx) > 0 and len(prepared.x_valid) == len(prepared.valid_idx) > 0
