@@ -4,7 +4,7 @@
 
 What `vggtab run` does: import the pipeline, start the warm-up thread (scikit-learn, fastai, torch), then one
 `Session.train` with the default config (LR finder valley, 20 epochs); stage times come from its StageDone
-events (`imports` is the wait for the warm-up thread). The Parquet cache is whatever VGGTAB_CACHE_DIR names
+events (`imports` is the wait for the warm-up thread). The load cache is whatever VGGTAB_CACHE_DIR names
 (the bench passes an empty folder, so this is a cold run); the process ends once the cache copy is written.
 """
 

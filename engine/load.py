@@ -1,8 +1,9 @@
-"""Read one of the user's files (CSV or Parquet) into a DataFrame; a parsed CSV is cached as Parquet.
+"""Read one of the user's files (CSV or Parquet) into a DataFrame; a parsed CSV is cached as an Arrow file.
 
-A 240 MB, 2,475-column CSV takes seconds to parse even with pyarrow's multi-threaded reader; the Parquet
-copy in the cache loads several times faster. The cache key is the file's resolved path, size and mtime,
-so editing or replacing the CSV misses the cache and it is parsed again.
+A 240 MB, 2,475-column CSV takes about a second to parse even with pyarrow's multi-threaded reader; the cached
+copy is uncompressed Arrow IPC (Feather v2), memory-mapped on read: 0.11 s against 0.31 s for Parquet, and
+written in 0.2 s against 0.6 s, for a file 100 MB instead of 73 MB. The cache key is the file's resolved path,
+size and mtime, so editing or replacing the CSV misses the cache and it is parsed again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from engine.errors import InputError
@@ -25,7 +27,8 @@ from engine.errors import InputError
 CACHE_DIR_ENV = "VGGTAB_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("data/.cache")
 # Bump when parsing changes, so caches written by an older reader are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+CACHE_SUFFIX = ".arrow"
 # Keys and label strings stay text even when they look numeric ("00044347" must not become 44347).
 TEXT_COLUMNS = ("fname", "file", "labels")
 PARQUET_MAGIC = b"PAR1"
@@ -33,7 +36,7 @@ SNIFF_BYTES = 1 << 20
 # Rows of these files are ~25 KB wide: pyarrow's default 1 MB blocks hold ~40 rows each, and per-block
 # work on 2,475 columns then makes it slower than pandas. 16 MB blocks measured ~2x faster than 1 MB.
 CSV_BLOCK_BYTES = 16 << 20
-# Parquet copies still being written, by cache path: a second load of the same file waits for its copy.
+# Cache copies still being written, by cache path: a second load of the same file waits for its copy.
 _cache_writes: dict[Path, threading.Thread] = {}
 DELIMITERS = (",", ";", "\t")
 # Leading bytes of binary formats users mistake for tables, with what to do about each.
@@ -184,7 +187,7 @@ def _cache_file(source: Path, cache_dir) -> Path:
     directory = Path(cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
     state = source.stat()
     identity = f"{CACHE_FORMAT}|{source}|{state.st_size}|{state.st_mtime_ns}"
-    return directory / f"{source.stem}-{_digest(str(source))}-{_digest(identity)}.parquet"
+    return directory / f"{source.stem}-{_digest(str(source))}-{_digest(identity)}{CACHE_SUFFIX}"
 
 
 def _digest(text: str) -> str:
@@ -195,19 +198,19 @@ def _read_cache(cache: Path) -> pd.DataFrame | None:
     if not cache.is_file():
         return None
     try:
-        return _to_frame(pq.read_table(cache, memory_map=True))
+        return _to_frame(feather.read_table(cache, memory_map=True))
     except (pa.ArrowException, OSError):
         return None  # a damaged cache is parsed again and rewritten
 
 
 def wait_for_cache_writes() -> None:
-    """Block until every Parquet copy started by this process is on disk."""
+    """Block until every cache copy started by this process is on disk."""
     while _cache_writes:
         _cache_writes.popitem()[1].join()
 
 
 def _start_cache_write(table: pa.Table, cache: Path) -> threading.Thread | None:
-    """Write the Parquet copy (~0.7 s for 240 MB) in a low-priority thread, off the run's critical path: it runs
+    """Write the cache copy (~0.2 s for 240 MB) in a low-priority thread, off the run's critical path: it runs
     on the core that the imports or the single-threaded training leave idle. Not a daemon thread, so the
     process waits for it at exit; the write is atomic either way."""
     try:
@@ -234,9 +237,7 @@ def _write_cache(table: pa.Table, cache: Path) -> None:
         handle, temp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp")
         os.close(handle)
         try:
-            # Dictionary-encoding thousands of float columns made reads 3-4x slower; only text benefits.
-            text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-            pq.write_table(table, temp, use_dictionary=text, write_statistics=False)
+            feather.write_feather(table, temp, compression="uncompressed")
             os.replace(temp, cache)
         finally:
             if os.path.exists(temp):
@@ -247,10 +248,10 @@ def _write_cache(table: pa.Table, cache: Path) -> None:
 
 
 def _remove_stale(cache: Path) -> None:
-    """Drop caches of earlier versions of the same file (same path digest, other state digest)."""
+    """Drop caches of earlier versions of the same file (same path digest, other state digest or format)."""
     same_source = cache.name.rsplit("-", 1)[0] + "-"
     for other in cache.parent.iterdir():
-        if other != cache and other.name.startswith(same_source) and other.suffix == ".parquet":
+        if other != cache and other.name.startswith(same_source) and other.suffix in (CACHE_SUFFIX, ".parquet"):
             other.unlink(missing_ok=True)
 
 

@@ -120,7 +120,7 @@ class Session:
     def _load(self, path: str, role: str) -> load.Table:
         started = time.perf_counter()
         table = load.load_table(path, cache_dir=self.cache_dir)
-        source = "Parquet cache" if table.from_cache else "CSV" if str(path).lower().endswith(".csv") else "file"
+        source = "cache" if table.from_cache else "CSV" if str(path).lower().endswith(".csv") else "file"
         self._stage("load", started, f"{role}: {len(table.frame):,} rows × {table.frame.shape[1]:,} columns "
                                      f"from {source}")
         return table

@@ -1,4 +1,4 @@
-"""Shared fixtures: small generated demo sets, and a private Parquet cache for every test."""
+"""Shared fixtures: small generated demo sets, and a private load cache for every test."""
 
 import signal
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ def tiny_demo(tmp_path_factory) -> DemoFiles:
 
 @pytest.fixture(autouse=True)
 def private_cache_dir(tmp_path, monkeypatch):
-    """Point the engine's Parquet cache at this test's own folder, so tests never share or keep a cache."""
+    """Point the engine's load cache at this test's own folder, so tests never share or keep a cache."""
     monkeypatch.setenv("VGGTAB_CACHE_DIR", str(tmp_path / "cache"))
 
 

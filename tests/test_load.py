@@ -41,7 +41,7 @@ def test_second_load_comes_from_cache_with_equal_frame(csv_file, tmp_path):
     second = load_table(csv_file, cache_dir=cache)
     assert second.from_cache
     pd.testing.assert_frame_equal(first.frame, second.frame)
-    assert len(list(cache.glob("*.parquet"))) == 1
+    assert len(list(cache.glob("*.arrow"))) == 1
     assert not list(cache.glob("*.tmp"))
 
 
@@ -49,7 +49,7 @@ def test_cache_dir_defaults_to_environment_variable(csv_file, tmp_path, monkeypa
     monkeypatch.setenv("VGGTAB_CACHE_DIR", str(tmp_path / "envcache"))
     load_table(csv_file)
     assert load_table(csv_file).from_cache
-    assert len(list((tmp_path / "envcache").glob("*.parquet"))) == 1
+    assert len(list((tmp_path / "envcache").glob("*.arrow"))) == 1
 
 
 def test_changed_file_misses_cache_and_replaces_stale_entry(csv_file, tmp_path):
@@ -60,16 +60,16 @@ def test_changed_file_misses_cache_and_replaces_stale_entry(csv_file, tmp_path):
     reloaded = load_table(csv_file, cache_dir=cache)
     assert not reloaded.from_cache
     assert list(reloaded.frame["fname"]) == ["z.wav"]
-    wait_for_cache_writes()  # the Parquet copy is written in the background
-    assert len(list(cache.glob("*.parquet"))) == 1
+    wait_for_cache_writes()  # the cache copy is written in the background
+    assert len(list(cache.glob("*.arrow"))) == 1
 
 
 def test_corrupt_cache_is_ignored_and_rewritten(csv_file, tmp_path):
     cache = tmp_path / "cache"
     expected = load_table(csv_file, cache_dir=cache).frame
     wait_for_cache_writes()
-    (cached_file,) = cache.glob("*.parquet")
-    cached_file.write_bytes(b"PAR1 not really parquet")
+    (cached_file,) = cache.glob("*.arrow")
+    cached_file.write_bytes(b"ARROW1 not really Arrow")
     again = load_table(csv_file, cache_dir=cache)
     assert not again.from_cache
     pd.testing.assert_frame_equal(again.frame, expected)

@@ -129,6 +129,6 @@ def test_damaged_tables_and_random_settings_run_or_raise_a_vggtab_error(demo_tab
             assert str(error).strip()
             return
         finally:
-            wait_for_cache_writes()  # before the folder is removed under the background Parquet write
+            wait_for_cache_writes()  # before the folder is removed under the background cache write
     assert np.isfinite(prepared.x_train).all() and np.isfinite(prepared.x_valid).all()
     assert len(prepared.x_train) == len(prepared.train_idx) > 0 and len(prepared.x_valid) == len(prepared.valid_idx) > 0
