@@ -43,7 +43,9 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
         raise InputError(f"The merged table lacks feature columns {', '.join(missing[:5])}.",
                          hint="Pick a feature set whose columns are in both files.")
     keys = (frame[key] if key in frame.columns else pd.Series(frame.index)).astype(str).to_numpy()
-    frame = frame.assign(**_as_numbers(frame, columns, key, keys))
+    converted = _as_numbers(frame, columns, key, keys)
+    if converted:  # assign copies the whole frame (~100 MB on the user's data): only when needed
+        frame = frame.assign(**converted)
 
     values = frame[columns].to_numpy(dtype=np.float64)
     empty = np.isnan(values).all(axis=0)
@@ -73,8 +75,9 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
         warnings.append(f"Dropped {int(bad.sum()):,} of {len(bad):,} rows for NaN/inf features; "
                         f"bad_rows=impute would keep them.")
 
-    frame = frame.drop(columns=list(dropped))
-    if policy == "drop":
+    if dropped:
+        frame = frame.drop(columns=list(dropped))
+    if policy == "drop" and bad.any():
         frame = frame[~bad].reset_index(drop=True)
     else:
         with_inf = [c for c, has in zip(columns, np.isinf(bad_values).any(axis=0)) if has]
@@ -86,8 +89,9 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
 def _as_numbers(frame: pd.DataFrame, columns: list[str], key: str, keys: np.ndarray) -> dict[str, pd.Series]:
     """Columns parsed as text ("1.5" in a CSV column that also holds "abc") become numbers, or an InputError."""
     converted = {}
+    dtypes = frame.dtypes  # one lookup; frame[column] per column took 0.2 s on 2,602 columns
     for column in columns:
-        if pd.api.types.is_numeric_dtype(frame[column]):
+        if pd.api.types.is_numeric_dtype(dtypes[column]):
             continue
         text = frame[column]
         numbers = pd.to_numeric(text, errors="coerce")
