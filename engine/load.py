@@ -55,8 +55,10 @@ class Table:
     from_cache: bool
 
 
-def load_table(path, *, cache_dir=None) -> Table:
-    """Load a CSV or Parquet file (told apart by content, then extension) into a DataFrame."""
+def load_table(path, *, cache_dir=None, parse_threads: bool = True) -> Table:
+    """Load a CSV or Parquet file (told apart by content, then extension) into a DataFrame.
+
+    `parse_threads=False` parses a CSV on one thread, leaving the other core to work going on meanwhile."""
     source = _existing_file(path)
     with open(source, "rb") as handle:
         head = handle.read(SNIFF_BYTES)
@@ -76,7 +78,7 @@ def load_table(path, *, cache_dir=None) -> Table:
     frame = _read_cache(cache)
     if frame is not None:
         return Table(frame, str(path), from_cache=True)
-    table = _read_csv(source, path, _delimiter(head))
+    table = _read_csv(source, path, _delimiter(head), parse_threads)
     writing = _start_cache_write(table, cache)
     if writing is not None:
         _cache_writes[cache] = writing
@@ -107,12 +109,12 @@ def _delimiter(head: bytes) -> str:
     return max(DELIMITERS, key=header.count)
 
 
-def _read_csv(source: Path, path, delimiter: str) -> pa.Table:
+def _read_csv(source: Path, path, delimiter: str, use_threads: bool = True) -> pa.Table:
     parse = pa_csv.ParseOptions(delimiter=delimiter)
     convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in TEXT_COLUMNS})
     try:
-        table = pa_csv.read_csv(source, read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                parse_options=parse, convert_options=convert)
+        read = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=use_threads)
+        table = pa_csv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
         raise _parse_error(source, path, parse, convert, error) from None
     _check_columns(table, path)
