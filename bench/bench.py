@@ -163,12 +163,12 @@ def measure_paint(scratch: Path, runs: int) -> dict:
     return {"runs": times, "median": statistics.median(r["first_paint"] for r in times)}
 
 
-def measure_lag(scratch: Path, threads: int, freeze: bool = False) -> dict:
-    name = f"lag{threads}{'_freeze' if freeze else ''}"
+def measure_lag(scratch: Path, threads: int) -> dict:
+    name = f"lag{threads}"
     out = scratch / name
     out.mkdir()
     result, _, _ = child([str(BENCH / "bench_app.py"), "lag", str(threads), str(EMBEDDINGS), str(TABULAR_FULL),
-                          str(out), str(scratch / f"{name}.json")] + (["--gc-freeze"] if freeze else []),
+                          str(out), str(scratch / f"{name}.json")],
                          json_path=scratch / f"{name}.json", env={"VGGTAB_CACHE_DIR": str(WARM_CACHE)},
                          log=scratch / f"{name}.log")
     return result
@@ -293,8 +293,7 @@ def fill_table(table: Table, raw: dict) -> None:
         table.section("app (Textual, headless 120×40)")
         table.add(f"first paint from process start (median of {len(paint['runs'])})", "",
                   seconds(paint["median"]), "", "< 1 s", paint["median"] < 1)
-    for key, label in (("lag1", "1 thread"), ("lag2", "2 threads"),
-                       ("lag1_freeze", "1 thread, proposal: gc.freeze() after warm-up")):
+    for key, label in (("lag1", "1 thread"), ("lag2", "2 threads")):
         lag = raw.get(key)
         if not lag:
             continue
@@ -342,8 +341,6 @@ def main() -> None:
         if not args.quick:
             steps += [("lag1", lambda scratch: measure_lag(scratch, 1)),
                       ("lag2", lambda scratch: measure_lag(scratch, 2))]
-            if args.proposals:
-                steps.append(("lag1_freeze", lambda scratch: measure_lag(scratch, 1, freeze=True)))
     with tempfile.TemporaryDirectory(prefix="vggtab-bench-") as folder:
         for name, step in steps:
             print(f"[{time.perf_counter() - began:5.0f} s] {name} …", file=sys.stderr)

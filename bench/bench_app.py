@@ -7,14 +7,14 @@
         the terminal's own drawing is not counted; everything in the app's startup is (its workers start
         importing the engine and loading the data meanwhile, as they do for a user).
 
-    python bench/bench_app.py lag THREADS EMBEDDINGS TABULAR OUT_DIR JSON_PATH [--gc-freeze]
+    python bench/bench_app.py lag THREADS EMBEDDINGS TABULAR OUT_DIR JSON_PATH
         The app at 120×40 prepares the data, then the bench presses t: a 20-epoch run (LR 3e-3, THREADS torch
         threads; cancelled with c after RUN_CAP seconds) in the app's worker while a 10 ms interval timer records how late each tick fires (the event
         loop's lag) and, every 0.5 s, the pilot presses 2 or 3 (show a panel: a cheap action) and records the
         time from the key being sent to the action running and to the next screen refresh. Every garbage
         collection is timed too: full (generation 2) collections over the millions of objects torch, fastai and
-        pandas create hold the GIL for ~0.2-0.4 s here. --gc-freeze (a proposal for the app) calls gc.freeze()
-        once the app's warm-up imports are done, so later collections skip those objects.
+        pandas create held the GIL for ~0.2-0.9 s here, until the app's warm-up froze the imported objects
+        (engine.warmup: gc.freeze()); the pauses left are reported.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def paint(t0: float, embeddings: str, tabular: str, out_dir: str, json_path: Pat
     app.run(headless=True, size=(120, 40))
 
 
-async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze: bool = False) -> dict:
+async def lag(threads: int, embeddings: str, tabular: str, out_dir: str) -> dict:
     out = Path(out_dir)
     config = RunConfig(embeddings=embeddings, tabular=tabular, lr=3e-3, epochs=20, threads=threads)
     app = LagApp(config, results_dir=str(out / "results"), models_dir=str(out / "models"))
@@ -222,8 +222,6 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze:
             while screen.job:  # preparing the data (fastai is imported meanwhile in another worker)
                 await asyncio.sleep(0.05)
             await app.workers.wait_for_complete()
-            if freeze:  # a proposal: the app would do this once its warm-up imports are done
-                gc.freeze()
             probe.phase = "idle"
             await asyncio.sleep(1.0)
             probe.phase = "training"
@@ -250,7 +248,7 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str, freeze:
 
     history = load_history(out / "results").records
     finished = bool(history) and history[-1].status == "finished"
-    return {"threads": threads, "gc_freeze": freeze, "train_seconds": trained, "capped": capped, "run_finished": finished, "presses": presses,
+    return {"threads": threads, "train_seconds": trained, "capped": capped, "run_finished": finished, "presses": presses,
             "startup": summary(probe.lateness("startup")), "idle": summary(probe.lateness("idle")),
             "training": summary(probe.lateness("training")), "key_handled": summary(screen.key_handled),
             "key_painted": summary(screen.key_painted), "worst": probe.worst(screen.events),
@@ -265,7 +263,7 @@ def main() -> None:
     if mode == "paint":
         paint(float(args[0]), *args[1:4], json_path=json_path)
     else:
-        json_path.write_text(json.dumps(asyncio.run(lag(int(args[0]), *args[1:4], freeze="--gc-freeze" in args))))
+        json_path.write_text(json.dumps(asyncio.run(lag(int(args[0]), *args[1:4]))))
 
 
 if __name__ == "__main__":
