@@ -65,7 +65,8 @@ def correct_per_clip(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np.ndarray,
              train_targets: np.ndarray, *, classes: tuple[str, ...], valid_keys: np.ndarray,
-             samples: int = 10) -> Evaluation:
+             samples: int = 10, model: str = "mlp") -> Evaluation:
+    """Scores of one run; `model` (mlp, logreg, linear_svm, random_forest) picks the advice in the diagnosis."""
     n_classes = len(classes)
     correct = correct_per_clip(valid_probs, valid_targets)
     n_valid = len(correct)
@@ -94,7 +95,7 @@ def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np
         improvement_over_random=accuracy / random_baseline, train_accuracy=train_accuracy,
         lwlrap=lwlrap(valid_truth, valid_probs) if n_valid else 0.0, per_class=per_class,
         confused_pairs=[(t, p, n) for (t, p), n in pairs.most_common(samples)], misclassified=misclassified,
-        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline),
+        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline, model=model),
         mean_average_precision=mean_average_precision(valid_truth, valid_probs),
         precision_recall=precision_recall(valid_truth, valid_probs, classes))
 
@@ -119,16 +120,32 @@ def precision_recall(truth: np.ndarray, probs: np.ndarray, classes: tuple[str, .
             for c in range(len(classes)) if n_predicted[c] or n_true[c]}
 
 
-def diagnose(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float) -> list[str]:
+# What to try, per model: the MLP's knobs (LR, dropout, weight decay, epochs) mean nothing to a baseline.
+BARELY_LEARNED_ADVICE = {
+    "mlp": "If the LR is below 1e-4, raise it (run the LR finder and take 'valley'); if losses grew, lower it.",
+    "logreg": "The classes may not be linearly separable in these features: try the MLP or another feature set.",
+    "linear_svm": "The classes may not be linearly separable in these features: try the MLP or another feature set.",
+    "random_forest": "Check the labels and the feature set; try logistic regression or the MLP.",
+}
+OVERFIT_ADVICE = {
+    "mlp": "Try dropout ps 0.5, more weight decay (wd 0.1), fewer epochs, or fewer features (top-K / PCA).",
+    "logreg": "Try fewer features (top-K / PCA) or a smaller feature set.",
+    "linear_svm": "Try fewer features (top-K / PCA) or a smaller feature set.",
+}
+
+
+def diagnose(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float, *,
+             model: str = "mlp") -> list[str]:
     notes = []
     if accuracy < NEAR_RANDOM * random_baseline or accuracy <= majority_baseline:
         notes.append(f"Accuracy {accuracy:.1%} is near the random ({random_baseline:.1%}) or majority-class "
-                     f"({majority_baseline:.1%}) baseline: the model barely learned. If the LR is below 1e-4, "
-                     "raise it (run the LR finder and take 'valley'); if losses grew, lower it.")
+                     f"({majority_baseline:.1%}) baseline: the model barely learned. "
+                     + BARELY_LEARNED_ADVICE.get(model, BARELY_LEARNED_ADVICE["mlp"]))
     gap = train_accuracy - accuracy
-    if gap > OVERFIT_GAP:
-        notes.append(f"Train accuracy {train_accuracy:.1%} is {gap:.0%} above valid: overfitting. Try dropout "
-                     "ps 0.5, more weight decay (wd 0.1), fewer epochs, or fewer features (top-K / PCA).")
+    # A random forest fits its train rows almost perfectly by construction: the gap says nothing there.
+    if gap > OVERFIT_GAP and model in OVERFIT_ADVICE:
+        notes.append(f"Train accuracy {train_accuracy:.1%} is {gap:.0%} above valid: overfitting. "
+                     + OVERFIT_ADVICE[model])
     if not notes:
         notes.append(f"Healthy: {accuracy / random_baseline:.0f}× random, train-valid gap {gap:.0%}.")
     return notes

@@ -329,7 +329,7 @@ class Session:
         started = time.perf_counter()
         valid_probs = model.predict_proba(learner.model, prepared.x_valid, multi_label=prepared.multi_label)
         train_probs = model.predict_proba(learner.model, prepared.x_train, multi_label=prepared.multi_label)
-        evaluation = self._evaluate(prepared, valid_probs, train_probs, started)
+        evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model)
 
         started = time.perf_counter()
         model_path = self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
@@ -363,16 +363,17 @@ class Session:
         n_classes = len(prepared.classes)
         valid_probs = baselines.predict_proba(fitted.estimator, prepared.x_valid, n_classes)
         train_probs = baselines.predict_proba(fitted.estimator, prepared.x_train, n_classes)
-        evaluation = self._evaluate(prepared, valid_probs, train_probs, started)
+        evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model)
         evaluation = replace(evaluation, diagnosis=list(fitted.notes) + evaluation.diagnosis)
         record = self._save_run(prepared, run, evaluation, valid_probs, time.perf_counter(), metrics={},
                                 train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator))
         return record, evaluation
 
-    def _evaluate(self, prepared: Prepared, valid_probs: np.ndarray, train_probs: np.ndarray, started: float):
+    def _evaluate(self, prepared: Prepared, valid_probs: np.ndarray, train_probs: np.ndarray, started: float,
+                  model: str):
         from engine.evaluate import evaluate
         evaluation = evaluate(valid_probs, prepared.y_valid, train_probs, prepared.y_train,
-                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx])
+                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx], model=model)
         self._stage("evaluate", started, f"valid accuracy {evaluation.accuracy:.1%} "
                                          f"[{evaluation.ci_low:.1%}, {evaluation.ci_high:.1%}]")
         return evaluation

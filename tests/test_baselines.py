@@ -9,6 +9,7 @@ from sklearn.ensemble import RandomForestClassifier
 from engine import baselines, results
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
+from engine.evaluate import diagnose
 from engine.events import BatchEnded, EpochEnded, LRFinderReady, RunCancelled, RunFinished, StageDone
 
 
@@ -33,6 +34,19 @@ def test_each_baseline_runs_through_the_session_well_above_random(session, confi
     kinds = {type(e) for e in session.events}
     assert RunFinished in kinds and not kinds & {LRFinderReady, EpochEnded}
     assert any(isinstance(e, StageDone) and e.stage == "fit" for e in session.events)
+    (finished,) = [e for e in session.events if isinstance(e, RunFinished)]
+    assert not any("dropout" in note or "LR" in note for note in finished.evaluation.diagnosis)  # MLP-only advice
+
+
+def test_diagnosis_advice_fits_the_model():
+    overfit = dict(accuracy=0.6, train_accuracy=1.0, random_baseline=0.1, majority_baseline=0.15)
+    assert "dropout" in " ".join(diagnose(**overfit, model="mlp"))
+    logreg = " ".join(diagnose(**overfit, model="logreg"))
+    assert "overfitting" in logreg and "top-K" in logreg and "dropout" not in logreg
+    assert not any("overfitting" in note for note in diagnose(**overfit, model="random_forest"))
+    barely = dict(accuracy=0.11, train_accuracy=0.2, random_baseline=0.1, majority_baseline=0.15)
+    assert "LR finder" in " ".join(diagnose(**barely, model="mlp"))
+    assert "linearly separable" in " ".join(diagnose(**barely, model="linear_svm"))
 
 
 def test_same_config_and_seed_give_the_same_predictions(session, config, tmp_path):
