@@ -23,7 +23,9 @@ def find_lr(learner: Learner, *, num_it: int = 100) -> LRFinderReady:
     recorder = learner.recorder
     points = [(float(lr), float(loss)) for lr, loss in zip(recorder.lrs, recorder.losses)]
     points = [(lr, loss) for lr, loss in points if math.isfinite(loss)]
-    suggestions = {name: float(value) for name, value in found._asdict().items()
+    # Three significant digits: the curve is no more precise than that, and float32 noise such as
+    # 0.0010000000474974513 would otherwise reach the results table, the CSVs and the approach names.
+    suggestions = {name: float(f"{float(value):.3g}") for name, value in found._asdict().items()
                    if value is not None and math.isfinite(float(value)) and float(value) > 0}
     return LRFinderReady(lrs=tuple(p[0] for p in points), losses=tuple(p[1] for p in points),
                          suggestions=suggestions)

@@ -69,6 +69,7 @@ def test_lr_finder_gives_four_finite_suggestions_and_a_curve(session, config):
     found = session.find_lr(config)
     assert set(found.suggestions) == {"valley", "slide", "minimum", "steep"}
     assert all(1e-7 < lr < 10 for lr in found.suggestions.values())
+    assert all(lr == float(f"{lr:.3g}") for lr in found.suggestions.values())  # no float32 noise in names
     assert len(found.lrs) == len(found.losses) > 20
     assert np.all(np.diff(found.lrs) > 0)
     assert isinstance(session.events[-1], LRFinderReady)
