@@ -21,7 +21,7 @@ from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
-from engine.warmup import is_warm, warm_up
+from engine.warmup import is_warm, wait_for_scikit_learn, warm_up
 
 
 @dataclass(frozen=True)
@@ -106,13 +106,18 @@ class Session:
         self._lock = threading.Lock()  # one step at a time: the caches are shared by UI workers
 
     # -- data ---------------------------------------------------------------------------------------------
-    def _wait_for_imports(self) -> None:
-        """Load scikit-learn, fastai and torch, or wait for the background warm-up doing it: a stage of its own."""
+    def _wait_for_imports(self, *, only_scikit_learn: bool = False) -> None:
+        """Import scikit-learn (and fastai and torch), or wait for the background warm-up doing it: a stage of
+        its own. The split needs only scikit-learn, so the features step can run while fastai still imports."""
         if is_warm():
             return
         started = time.perf_counter()
-        warm_up()
-        self._stage("imports", started, "scikit-learn, fastai and torch")
+        if only_scikit_learn:
+            wait_for_scikit_learn()
+            self._stage("imports", started, "scikit-learn")
+        else:
+            warm_up()
+            self._stage("imports", started, "fastai and torch")
 
     def _stage(self, stage: str, started: float, detail: str) -> None:
         self.report(StageDone(stage=stage, seconds=time.perf_counter() - started, detail=detail))
@@ -187,7 +192,7 @@ class Session:
             targets = np.array([index[names[0]] for names in row_labels], np.int64)
             stratify_on = np.array([names[0] for names in row_labels])
 
-        self._wait_for_imports()
+        self._wait_for_imports(only_scikit_learn=True)
         started = time.perf_counter()
         if config.fold is None:
             chosen = split.holdout_split(stratify_on, valid_pct=config.valid_pct, seed=config.split_seed)
@@ -198,6 +203,8 @@ class Session:
         self._stage("split", started, f"{len(chosen.train_idx):,} train / {len(chosen.valid_idx):,} valid"
                                       f"{split_note}")
 
+        if config.select_k or config.pca:
+            self._wait_for_imports()  # they import more of scikit-learn: never beside the warm-up thread
         started = time.perf_counter()
         columns = features.select_columns(clean.feature_columns, present_prefixes(config, clean.feature_columns))
         first_label = np.array([index[names[0]] for names in row_labels], np.int64)
@@ -210,6 +217,7 @@ class Session:
         self._stage("features", started, f"{config.features}: {len(columns):,} columns → "
                                          f"{x_train.shape[1]:,} model inputs")
         summary = self._summary(config, clean, chosen, columns, x_train.shape[1])
+        self._wait_for_imports()  # every user of prepared data goes on to fastai, torch or scikit-learn models
         return Prepared(summary=summary, keys=keys, classes=classes, targets=targets,
                         train_idx=np.asarray(chosen.train_idx), valid_idx=np.asarray(chosen.valid_idx),
                         split_id=split.split_id(keys[chosen.valid_idx]), x_train=x_train, x_valid=x_valid,

@@ -1,8 +1,9 @@
 """The heavy imports (scikit-learn, fastai, torch: ≈4.5 s), done once, ahead of need.
 
-Callers start `warm_up` in a background thread while the CSVs load or the UI paints; every step that needs those
-libraries calls it again first and so waits for that thread. Two threads importing one package at once can
-fail with "partially initialized module" (scikit-learn's imports are circular), hence the lock.
+Callers start `warm_up` in a background thread while the CSVs load or the UI paints; a step that needs those
+libraries calls `wait_for_scikit_learn` (the split) or `warm_up` (everything else) first, and so waits for that
+thread instead of importing beside it: two threads importing one package at once can fail with "partially
+initialized module" (scikit-learn's imports are circular), hence the lock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import gc
 import threading
 
 _lock = threading.Lock()
+_started = threading.Event()
+_scikit_learn_ready = threading.Event()
 _done = threading.Event()
 
 
@@ -18,13 +21,28 @@ def warm_up() -> None:
     with _lock:
         if _done.is_set():
             return
-        import sklearn.model_selection  # noqa: F401  (the import is the work; the split needs it first)
-        import engine.model  # noqa: F401  (fastai and torch)
-        # The imports leave ~330k long-lived objects; full collections over them held the GIL for up to 0.9 s
-        # during training (bench/bench_app.py). Freezing them keeps UI stalls under ~0.2 s. No gc.collect()
-        # first: it took 0.19 s and found no garbage.
-        gc.freeze()
-        _done.set()
+        _started.set()
+        try:
+            import sklearn.model_selection  # noqa: F401  (the import is the work; the split needs it first)
+            _scikit_learn_ready.set()
+            import engine.model  # noqa: F401  (fastai and torch)
+            # The imports leave ~330k long-lived objects; full collections over them held the GIL for up to
+            # 0.9 s during training (bench/bench_app.py). Freezing them keeps UI stalls under ~0.2 s. No
+            # gc.collect() first: it took 0.19 s and found no garbage.
+            gc.freeze()
+        finally:  # on an import error too: the waiter's own import then raises it
+            _scikit_learn_ready.set()
+            _done.set()
+
+
+def wait_for_scikit_learn() -> None:
+    """Return once scikit-learn's model_selection is imported; fastai and torch may still be importing."""
+    if _scikit_learn_ready.is_set():
+        return
+    if _started.is_set():
+        _scikit_learn_ready.wait()
+    else:
+        warm_up()
 
 
 def is_warm() -> bool:
