@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ SNIFF_BYTES = 1 << 20
 # Rows of these files are ~25 KB wide: pyarrow's default 1 MB blocks hold ~40 rows each, and per-block
 # work on 2,475 columns then makes it slower than pandas. 16 MB blocks measured ~2x faster than 1 MB.
 CSV_BLOCK_BYTES = 16 << 20
+# A cache temp file untouched this long belongs to a killed process (a write takes ~0.2 s).
+ABANDONED_TEMP_SECONDS = 600
 # Cache copies still being written, by cache path: a second load of the same file waits for its copy.
 _cache_writes: dict[Path, threading.Thread] = {}
 DELIMITERS = (",", ";", "\t")
@@ -250,10 +253,14 @@ def _write_cache(table: pa.Table, cache: Path) -> None:
 
 
 def _remove_stale(cache: Path) -> None:
-    """Drop caches of earlier versions of the same file (same path digest, other state digest or format)."""
+    """Drop caches of earlier versions of the same file (same path digest, other state digest or format), and
+    temp files of the same file that a killed process left (old enough not to be another process's write)."""
     same_source = cache.name.rsplit("-", 1)[0] + "-"
     for other in cache.parent.iterdir():
-        if other != cache and other.name.startswith(same_source) and other.suffix in (CACHE_SUFFIX, ".parquet"):
+        if other == cache or not other.name.startswith(same_source):
+            continue
+        if other.suffix in (CACHE_SUFFIX, ".parquet") or (
+                other.suffix == ".tmp" and time.time() - other.stat().st_mtime > ABANDONED_TEMP_SECONDS):
             other.unlink(missing_ok=True)
 
 

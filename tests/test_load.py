@@ -64,6 +64,23 @@ def test_changed_file_misses_cache_and_replaces_stale_entry(csv_file, tmp_path):
     assert len(list(cache.glob("*.arrow"))) == 1
 
 
+def test_a_killed_writers_temp_file_is_removed_but_a_fresh_one_is_not(csv_file, tmp_path):
+    cache = tmp_path / "cache"
+    load_table(csv_file, cache_dir=cache)
+    wait_for_cache_writes()
+    (cached_file,) = cache.glob("*.arrow")
+    prefix = cached_file.name.rsplit("-", 1)[0]
+    abandoned, in_progress = cache / f"{prefix}-old123.tmp", cache / f"{prefix}-new456.tmp"
+    abandoned.write_bytes(b"half a table")
+    in_progress.write_bytes(b"being written")
+    os.utime(abandoned, (1, 1))
+    os.utime(csv_file, ns=(2, 2))  # a new version of the file: its cache is written again
+    load_table(csv_file, cache_dir=cache)
+    wait_for_cache_writes()
+    assert not abandoned.exists() and in_progress.exists()
+    assert len(list(cache.glob("*.arrow"))) == 1
+
+
 def test_corrupt_cache_is_ignored_and_rewritten(csv_file, tmp_path):
     cache = tmp_path / "cache"
     expected = load_table(csv_file, cache_dir=cache).frame
