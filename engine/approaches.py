@@ -263,12 +263,12 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
     """Permutation importance of each feature group on the valid rows of a finished MLP run: the drop in
     accuracy when the group's columns are shuffled across clips together (rows kept whole within the group),
     averaged over `repeats` seeded shuffles. Uses the run's own saved model and feature transform."""
-    from engine import model
+    from engine.predict import probabilities
 
-    if record.status != "finished" or record.config.get("model", "mlp") != "mlp" or not record.model_path:
-        raise ConfigError(f"Group importance needs a finished neural-network run with a saved model; "
-                          f"{run_label(record)} is {record.status}, model {record.config.get('model')}.",
-                          hint="Pick a finished mlp run from the results table.")
+    if record.status != "finished" or not record.model_path:
+        raise ConfigError(f"Group importance needs a finished run with a saved model; {run_label(record)} is "
+                          f"{record.status}, model {record.config.get('model')} (random forests are not saved).",
+                          hint="Pick a finished mlp, logreg or linear_svm run from the results table.")
     started = time.perf_counter()
     config = RunConfig.from_dict(record.config)
     learner = results.load_model(record.model_path, models_dir=session.models_dir)
@@ -282,7 +282,7 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
     x_valid = info.transform.transform(frame)
 
     def accuracy(x: np.ndarray) -> float:
-        probs = model.predict_proba(learner.model, x, multi_label=prepared.multi_label)
+        probs = probabilities(learner, x)
         return float(correct_per_clip(probs, prepared.y_valid).mean())
 
     reference = accuracy(x_valid)

@@ -143,7 +143,7 @@ class ConsolePrinter:
             self.print(f"  most confused: {pairs}")
         for fname, true, predicted, confidence in e.misclassified[:5]:
             self.print(f"  {fname}: {true} predicted as {predicted} ({confidence:.0%})")
-        saved = r.model_path or "not saved (a baseline refits from its recorded config)"
+        saved = r.model_path or "not saved (a random forest refits from its recorded config)"
         self.print(f"Saved model {saved}\n      results {r.results_csv} ({r.num_params:,} parameters, "
                    f"fit {r.train_seconds:.1f} s)")
 

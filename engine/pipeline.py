@@ -341,9 +341,7 @@ class Session:
 
         started = time.perf_counter()
         model_path = self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
-        learner.vggtab = model.ModelInfo(classes=prepared.classes, feature_columns=prepared.feature_columns,
-                                         transform=prepared.transform, label_mode=config.label_mode,
-                                         key_names=prepared.key_names, config=config.to_dict())
+        learner.vggtab = self._model_info(config, prepared)
         model_path = results.export_model(learner, model_path, fallback_suffix=results.run_suffix(run.run_id))
         record = self._save_run(prepared, run, evaluation, valid_probs, started,
                                 metrics={"learning_rate": run.lr, "lr_source": run.lr_source}, history=history,
@@ -353,9 +351,9 @@ class Session:
 
     def _fit_baseline_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
                                cancel: threading.Event | None) -> tuple[RunRecord, object]:
-        """A scikit-learn baseline on the same inputs. Its model is not saved: a random forest pickles to
-        ~250 MB, and refitting from the recorded config (seeded) gives the same model in seconds to minutes."""
-        from engine import baselines
+        """A scikit-learn baseline on the same inputs, saved to models/ unless it is a random forest (see
+        baselines.SAVED_BASELINES)."""
+        from engine import baselines, results
         from engine.train import check_finite_inputs
 
         check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
@@ -373,9 +371,26 @@ class Session:
         train_probs = baselines.predict_proba(fitted.estimator, prepared.x_train, n_classes)
         evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model)
         evaluation = replace(evaluation, diagnosis=list(fitted.notes) + evaluation.diagnosis)
-        record = self._save_run(prepared, run, evaluation, valid_probs, time.perf_counter(), metrics={},
-                                train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator))
+
+        started = time.perf_counter()
+        model_path = ""
+        if config.model in baselines.SAVED_BASELINES:
+            saved = baselines.SavedBaseline(fitted.estimator, self._model_info(config, prepared))
+            model_path = str(results.save_baseline(
+                saved, self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl",
+                fallback_suffix=results.run_suffix(run.run_id)))
+        record = self._save_run(prepared, run, evaluation, valid_probs, started, metrics={},
+                                train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator),
+                                model_path=model_path)
         return record, evaluation
+
+    @staticmethod
+    def _model_info(config: RunConfig, prepared: Prepared):
+        """What a saved model needs to rebuild its inputs in `predict`."""
+        from engine import model
+        return model.ModelInfo(classes=prepared.classes, feature_columns=prepared.feature_columns,
+                               transform=prepared.transform, label_mode=config.label_mode,
+                               key_names=prepared.key_names, config=config.to_dict())
 
     def _evaluate(self, prepared: Prepared, valid_probs: np.ndarray, train_probs: np.ndarray, started: float,
                   model: str):

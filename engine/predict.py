@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from engine import load, merge
@@ -37,8 +38,8 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
     vggtab model (or lies outside `models_dir` without `allow_outside`).
     """
     from engine import model, results
-    learner = results.load_model(model_path, models_dir=models_dir, allow_outside=allow_outside)
-    info = getattr(learner, "vggtab", None)
+    saved = results.load_model(model_path, models_dir=models_dir, allow_outside=allow_outside)
+    info = getattr(saved, "vggtab", None)
     if not isinstance(info, model.ModelInfo):
         raise StorageError(f"{model_path} is a fastai model that vggtab did not train: it does not record its "
                            "classes and feature columns.", hint="Pick a .pkl file that vggtab saved under models/.")
@@ -56,8 +57,7 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
                          hint="Fill those columns the way the training files were made.")
 
     model.set_threads(info.config.get("threads"))  # as in training, so the numbers match it to the last bit
-    probs = model.predict_proba(learner.model, info.transform.transform(audit.frame),
-                                multi_label=info.label_mode == "multi")
+    probs = probabilities(saved, info.transform.transform(audit.frame))
     frame = pd.DataFrame(probs, columns=list(info.classes))
     frame.insert(0, merge.MERGED_KEY, audit.frame[merge.MERGED_KEY].to_numpy())
     warnings = list(merged.warnings) + list(audit.warnings)
@@ -66,6 +66,16 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
                         f"(e.g. {', '.join(k for k, _ in audit.bad_rows[:3])}).")
     return Prediction(frame=frame, dropped=audit.bad_rows if policy == "drop" else (),
                       warnings=tuple(warnings), label_mode=info.label_mode)
+
+
+def probabilities(saved, x) -> np.ndarray:
+    """Class probabilities from what results.load_model returned: a fastai Learner or a saved baseline."""
+    from engine import model
+    from engine.baselines import SavedBaseline
+
+    if isinstance(saved, SavedBaseline):
+        return saved.probabilities(x)
+    return model.predict_proba(saved.model, x, multi_label=saved.vggtab.label_mode == "multi")
 
 
 def check_feature_columns(frame: pd.DataFrame, columns: list[str], embeddings, tabular) -> None:

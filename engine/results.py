@@ -50,7 +50,8 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "valid_loss", "accuracy", "error_rate", 
 TABLE_COLUMNS = ("approach", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
                  "error_rate", "lwlrap", "train_seconds", "num_params", "created")
 # torch.save writes a zip archive; files from before torch 1.6 are a bare pickle (protocol 2+).
-MODEL_MAGICS = (b"PK\x03\x04", b"\x80")
+PICKLE_MAGIC = b"\x80"  # a baseline's pickle; a fastai export is a zip archive
+MODEL_MAGICS = (b"PK\x03\x04", PICKLE_MAGIC)
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -208,8 +209,22 @@ def export_model(learner, path, *, fallback_suffix: str = "") -> Path:
     return given.with_name(written.name)
 
 
+def save_baseline(saved, path, *, fallback_suffix: str) -> Path:
+    """Pickle an engine.baselines.SavedBaseline, never leaving half a file nor replacing another run's."""
+    given = Path(path)
+    _make_folder(given.absolute().parent, MODELS_FLAG)
+
+    def dump(temp: Path) -> None:
+        with open(temp, "wb") as handle:
+            pickle.dump(saved, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    written = write_new(given.absolute(), dump, fallback_suffix=fallback_suffix, flag=MODELS_FLAG)
+    return given.with_name(written.name)
+
+
 def load_model(path, *, models_dir="models", allow_outside: bool = False):
-    """Load a fastai Learner exported by vggtab, on the CPU.
+    """Load a model vggtab saved: a fastai Learner export (on the CPU), or a pickled baseline
+    (engine.baselines.SavedBaseline); both carry `vggtab`, the engine.model.ModelInfo.
 
     Unpickling runs code from the file, so by default only files inside `models_dir` are loaded.
     """
@@ -236,6 +251,8 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
         raise storage_error(exc, resolved, "read", MODELS_FLAG) from exc
     if not magic.startswith(MODEL_MAGICS):
         raise not_a_model
+    if magic.startswith(PICKLE_MAGIC):
+        return _load_baseline(resolved, not_a_model)
     try:
         with warnings.catch_warnings():
             # fastai warns that unpickling runs code; the path check above is that warning's answer.
@@ -249,6 +266,20 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
     if not isinstance(learner, Learner):
         raise not_a_model
     return learner
+
+
+def _load_baseline(path: Path, not_a_model: StorageError):
+    from engine.baselines import SavedBaseline
+
+    try:
+        with open(path, "rb") as handle:
+            saved = pickle.load(handle)
+    except (pickle.UnpicklingError, EOFError, OSError, AttributeError, ImportError, NameError, KeyError,
+            IndexError, TypeError, ValueError) as exc:
+        raise not_a_model from exc
+    if not isinstance(saved, SavedBaseline):
+        raise not_a_model
+    return saved
 
 
 # -------------------------------------------------------------------------------------------- history

@@ -15,7 +15,7 @@ from engine.predict import predict_files, write_submission
 
 TEXT = {"fname": str, "file": str, "labels": str}
 RUNS = {"single": dict(label_mode="single"), "multi": dict(label_mode="multi"),
-        "impute": dict(label_mode="single", bad_rows="impute")}
+        "impute": dict(label_mode="single", bad_rows="impute"), "logreg": dict(label_mode="single", model="logreg")}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def write_tables(folder, embeddings, tabular):
     return folder / "emb.csv", folder / "tab.csv"
 
 
-@pytest.mark.parametrize("name", ["single", "multi"])
+@pytest.mark.parametrize("name", ["single", "multi", "logreg"])
 def test_submission_on_the_demo_test_files_has_every_clip_and_the_models_classes(models, name, small_demo,
                                                                                   test_tables, tmp_path):
     embeddings, tabular = test_tables
@@ -61,7 +61,7 @@ def test_submission_on_the_demo_test_files_has_every_clip_and_the_models_classes
     probs = submission[list(classes)].to_numpy()
     assert np.all((probs >= 0) & (probs <= 1))
     np.testing.assert_allclose(probs, prediction.frame[list(classes)].to_numpy(), rtol=1e-6)
-    if name == "single":
+    if name != "multi":
         np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
     else:
         assert prediction.label_mode == "multi" and probs.sum(axis=1).max() > 1.2  # independent sigmoids

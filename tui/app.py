@@ -484,7 +484,8 @@ class MainScreen(Screen):
     def action_predict(self) -> None:
         record = self.results_panel.selected_record()
         if record is None or record.status != "finished" or not record.model_path:
-            self.notify("Select a finished run with a saved model (ensembles have none).", severity="warning")
+            self.notify("Select a finished run with a saved model (ensembles and random forests have none).",
+                        severity="warning")
             return
         from pathlib import Path
         folder = Path(self.config.embeddings).parent
