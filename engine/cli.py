@@ -393,8 +393,8 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
     ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start) or approach names")
     ensemble.add_argument("--name", default="", help="approach name (default: ensemble(A + B))")
     ensemble.add_argument("--results-dir", default="results", metavar="DIR")
-    importance = commands.add_parser("importance", help="permutation importance of each feature group of an "
-                                                        "mlp run on its valid clips")
+    importance = commands.add_parser("importance", help="permutation importance of each feature group of a "
+                                                        "saved run (mlp, logreg, linear_svm) on its valid clips")
     importance.add_argument("run", metavar="RUN", help="run id (or its start) or approach name (latest run)")
     importance.add_argument("--results-dir", default="results", metavar="DIR")
     importance.add_argument("--models-dir", default="models", metavar="DIR")
