@@ -25,7 +25,9 @@ def warm_up() -> None:
         try:
             import sklearn.model_selection  # noqa: F401  (the import is the work; the split needs it first)
             _scikit_learn_ready.set()
-            import engine.model  # noqa: F401  (fastai and torch)
+            import engine.lr_find  # noqa: F401  (fastai and torch; every module a run imports, so that
+            import engine.model  # noqa: F401   the freeze below covers their objects too)
+            import engine.train  # noqa: F401
             # The imports leave ~330k long-lived objects; full collections over them held the GIL for up to
             # 0.9 s during training (bench/bench_app.py). Freezing them keeps UI stalls under ~0.2 s. No
             # gc.collect() first: it took 0.19 s and found no garbage.
