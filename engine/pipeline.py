@@ -17,11 +17,12 @@ import numpy as np
 
 from engine import features, labels, load, merge, split
 from engine.audit import audit_features
+from engine.baselines import SAVED_BASELINES
 from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
-from engine.warmup import is_warm, wait_for_scikit_learn, warm_up
+from engine.warmup import is_importing, is_warm, wait_for_scikit_learn, warm_up
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class Session:
     def _load(self, path: str, role: str) -> load.Table:
         started = time.perf_counter()
         # While the warm-up thread imports (one core, ~4.5 s), a parse on both cores only slows both down.
-        table = load.load_table(path, cache_dir=self.cache_dir, parse_threads=is_warm())
+        table = load.load_table(path, cache_dir=self.cache_dir, parse_threads=not is_importing())
         source = "cache" if table.from_cache else "CSV" if str(path).lower().endswith(".csv") else "file"
         self._stage("load", started, f"{role}: {len(table.frame):,} rows × {table.frame.shape[1]:,} columns "
                                      f"from {source}")
@@ -281,9 +282,10 @@ class Session:
             prepared = self.prepare(config)
             # Fail in seconds, not after the last epoch, when the results cannot be saved.
             results.check_writable(self.results_dir)
+            if config.model == "mlp" or config.model in SAVED_BASELINES:
+                results.check_writable(self.models_dir, results.MODELS_FLAG)
             if config.model == "mlp":
                 check_batch_size(config, prepared)
-                results.check_writable(self.models_dir, results.MODELS_FLAG)
                 if config.lr is None:
                     from engine.lr_find import pick_lr
                     run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)
@@ -340,9 +342,9 @@ class Session:
         evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model)
 
         started = time.perf_counter()
-        model_path = self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
         learner.vggtab = self._model_info(config, prepared)
-        model_path = results.export_model(learner, model_path, fallback_suffix=results.run_suffix(run.run_id))
+        model_path = results.export_model(learner, self._model_path(config, run),
+                                          fallback_suffix=results.run_suffix(run.run_id))
         record = self._save_run(prepared, run, evaluation, valid_probs, started,
                                 metrics={"learning_rate": run.lr, "lr_source": run.lr_source}, history=history,
                                 train_seconds=train_seconds, num_params=model.count_params(learner),
@@ -376,13 +378,16 @@ class Session:
         model_path = ""
         if config.model in baselines.SAVED_BASELINES:
             saved = baselines.SavedBaseline(fitted.estimator, self._model_info(config, prepared))
-            model_path = str(results.save_baseline(
-                saved, self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl",
-                fallback_suffix=results.run_suffix(run.run_id)))
+            model_path = str(results.save_baseline(saved, self._model_path(config, run),
+                                                   fallback_suffix=results.run_suffix(run.run_id)))
         record = self._save_run(prepared, run, evaluation, valid_probs, started, metrics={},
                                 train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator),
                                 model_path=model_path)
         return record, evaluation
+
+    def _model_path(self, config: RunConfig, run: RunStarted) -> Path:
+        from engine import results
+        return self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
 
     @staticmethod
     def _model_info(config: RunConfig, prepared: Prepared):

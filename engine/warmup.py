@@ -49,3 +49,8 @@ def wait_for_scikit_learn() -> None:
 
 def is_warm() -> bool:
     return _done.is_set()
+
+
+def is_importing() -> bool:
+    """A warm-up is running now (in some thread)."""
+    return _started.is_set() and not _done.is_set()
