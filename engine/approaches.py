@@ -260,7 +260,7 @@ def input_groups(names) -> dict[str, np.ndarray]:
 
 
 def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_REPEATS) -> dict[str, float]:
-    """Permutation importance of each feature group on the valid rows of a finished MLP run: the drop in
+    """Permutation importance of each feature group on the valid rows of a finished, saved run: the drop in
     accuracy when the group's columns are shuffled across clips together (rows kept whole within the group),
     averaged over `repeats` seeded shuffles. Uses the run's own saved model and feature transform."""
     from engine.predict import probabilities
@@ -271,8 +271,8 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
                           hint="Pick a finished mlp, logreg or linear_svm run from the results table.")
     started = time.perf_counter()
     config = RunConfig.from_dict(record.config)
-    learner = results.load_model(record.model_path, models_dir=session.models_dir)
-    info = learner.vggtab
+    saved = results.load_model(record.model_path, models_dir=session.models_dir)
+    info = saved.vggtab
     prepared = session.prepare(config)
     if prepared.split_id != record.split_id:
         raise StorageError(f"The valid clips of {config.embeddings} / {config.tabular} are not the ones "
@@ -282,7 +282,7 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
     x_valid = info.transform.transform(frame)
 
     def accuracy(x: np.ndarray) -> float:
-        probs = probabilities(learner, x)
+        probs = probabilities(saved, x)
         return float(correct_per_clip(probs, prepared.y_valid).mean())
 
     reference = accuracy(x_valid)
