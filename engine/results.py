@@ -49,8 +49,8 @@ RESULTS_COLUMNS = (
 EPOCH_COLUMNS = ("epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "seconds")
 TABLE_COLUMNS = ("approach", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
                  "error_rate", "lwlrap", "train_seconds", "num_params", "created")
-# torch.save writes a zip archive; files from before torch 1.6 are a bare pickle (protocol 2+).
-PICKLE_MAGIC = b"\x80"  # a baseline's pickle; a fastai export is a zip archive
+# A fastai export is torch.save's zip archive; a bare pickle (protocol 2+) is a saved baseline.
+PICKLE_MAGIC = b"\x80"
 MODEL_MAGICS = (b"PK\x03\x04", PICKLE_MAGIC)
 
 
@@ -199,26 +199,26 @@ def export_model(learner, path, *, fallback_suffix: str = "") -> Path:
     With `fallback_suffix`, an existing file is never replaced (see `write_new`). Returns the path written,
     relative if `path` was.
     """
-    given = Path(path)
-    path = given.absolute()  # fastai joins learner.path / fname; an absolute name wins
-    _make_folder(path.parent, MODELS_FLAG)
-    if fallback_suffix:
-        written = write_new(path, learner.export, fallback_suffix=fallback_suffix, flag=MODELS_FLAG)
-    else:
-        written = atomic_write(path, learner.export, flag=MODELS_FLAG)
-    return given.with_name(written.name)
+    return _write_model(path, learner.export, fallback_suffix)
 
 
 def save_baseline(saved, path, *, fallback_suffix: str) -> Path:
     """Pickle an engine.baselines.SavedBaseline, never leaving half a file nor replacing another run's."""
-    given = Path(path)
-    _make_folder(given.absolute().parent, MODELS_FLAG)
-
     def dump(temp: Path) -> None:
         with open(temp, "wb") as handle:
             pickle.dump(saved, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
-    written = write_new(given.absolute(), dump, fallback_suffix=fallback_suffix, flag=MODELS_FLAG)
+    return _write_model(path, dump, fallback_suffix)
+
+
+def _write_model(path, write: Callable[[Path], None], fallback_suffix: str) -> Path:
+    given = Path(path)
+    path = given.absolute()  # fastai joins learner.path / fname; an absolute name wins
+    _make_folder(path.parent, MODELS_FLAG)
+    if fallback_suffix:
+        written = write_new(path, write, fallback_suffix=fallback_suffix, flag=MODELS_FLAG)
+    else:
+        written = atomic_write(path, write, flag=MODELS_FLAG)
     return given.with_name(written.name)
 
 
