@@ -326,10 +326,9 @@ class Session:
     def _fit_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
                       cancel: threading.Event | None) -> tuple[RunRecord, object]:
         from engine import model, results
-        from engine.train import check_finite_inputs, fit
+        from engine.train import fit
 
-        check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
-        check_finite_inputs(prepared.x_valid, prepared.keys[prepared.valid_idx], "valid")
+        check_finite_inputs(prepared)
         learner = self._learner(config, prepared)
         started = time.perf_counter()
         history = fit(learner, epochs=config.epochs, lr=run.lr, report=self.report, cancel=cancel)
@@ -356,10 +355,8 @@ class Session:
         """A scikit-learn baseline on the same inputs, saved to models/ unless it is a random forest (see
         baselines.SAVED_BASELINES)."""
         from engine import baselines, results
-        from engine.train import check_finite_inputs
 
-        check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
-        check_finite_inputs(prepared.x_valid, prepared.keys[prepared.valid_idx], "valid")
+        check_finite_inputs(prepared)
         started = time.perf_counter()
         fitted = baselines.fit_baseline(config.model, prepared.x_train, prepared.y_train, seed=config.seed,
                                         threads=config.threads, report=self.report, cancel=cancel)
@@ -469,6 +466,13 @@ def dataset_metrics(prepared: Prepared) -> dict:
 
 def unexpected_error_message(error: Exception) -> str:
     return f"Unexpected {type(error).__name__}: {error}"
+
+
+def check_finite_inputs(prepared: Prepared) -> None:
+    """Defence in depth behind the audit, before any fit: no NaN/inf feature may reach a model."""
+    from engine import train
+    train.check_finite_inputs(prepared.x_train, prepared.keys[prepared.train_idx], "train")
+    train.check_finite_inputs(prepared.x_valid, prepared.keys[prepared.valid_idx], "valid")
 
 
 def check_batch_size(config: RunConfig, prepared: Prepared) -> None:
