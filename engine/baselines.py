@@ -65,7 +65,8 @@ def fit_baseline(model: str, x_train: np.ndarray, y_train: np.ndarray, *, seed: 
                  report: Reporter = ignore, cancel: threading.Event | None = None) -> FittedBaseline:
     """Fit one baseline on class indices `y_train`. Raises Cancelled (0 epochs) if `cancel` is set in time."""
     if model not in BASELINE_NAMES:
-        raise ConfigError(f"Model {model!r} is not a classical baseline.", hint=f"Use one of {', '.join(BASELINE_NAMES)}.")
+        raise ConfigError(f"Model {model!r} is not a classical baseline.",
+                          hint=f"Use one of {', '.join(BASELINE_NAMES)}.")
     from sklearn.exceptions import ConvergenceWarning  # on use: ~1.5 s to import
     from sklearn.linear_model import LogisticRegression, SGDClassifier
 

@@ -121,16 +121,19 @@ def precision_recall(truth: np.ndarray, probs: np.ndarray, classes: tuple[str, .
 
 
 # What to try, per model: the MLP's knobs (LR, dropout, weight decay, epochs) mean nothing to a baseline.
+LINEAR_BARELY_LEARNED = ("The classes may not be linearly separable in these features: try the MLP or another "
+                         "feature set.")
+LINEAR_OVERFIT = "Try fewer features (top-K / PCA) or a smaller feature set."
 BARELY_LEARNED_ADVICE = {
     "mlp": "If the LR is below 1e-4, raise it (run the LR finder and take 'valley'); if losses grew, lower it.",
-    "logreg": "The classes may not be linearly separable in these features: try the MLP or another feature set.",
-    "linear_svm": "The classes may not be linearly separable in these features: try the MLP or another feature set.",
+    "logreg": LINEAR_BARELY_LEARNED,
+    "linear_svm": LINEAR_BARELY_LEARNED,
     "random_forest": "Check the labels and the feature set; try logistic regression or the MLP.",
 }
 OVERFIT_ADVICE = {
     "mlp": "Try dropout ps 0.5, more weight decay (wd 0.1), fewer epochs, or fewer features (top-K / PCA).",
-    "logreg": "Try fewer features (top-K / PCA) or a smaller feature set.",
-    "linear_svm": "Try fewer features (top-K / PCA) or a smaller feature set.",
+    "logreg": LINEAR_OVERFIT,
+    "linear_svm": LINEAR_OVERFIT,
 }
 
 
