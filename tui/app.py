@@ -12,6 +12,7 @@ import sys
 import threading
 from contextlib import suppress
 from functools import partial
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 from rich.text import Text
@@ -473,7 +474,6 @@ class MainScreen(Screen):
         records, results_dir = self.results_panel.visible_records(), self.results_dir
 
         def step():
-            from pathlib import Path
             from engine.results import export_table
             folder = Path(results_dir)
             return [export_table(records, folder / name, fmt) for name, fmt in (("table.csv", "csv"),
@@ -487,7 +487,6 @@ class MainScreen(Screen):
             self.notify("Select a finished run with a saved model (ensembles and random forests have none).",
                         severity="warning")
             return
-        from pathlib import Path
         folder = Path(self.config.embeddings).parent
         self.app.push_screen(PredictForm(str(folder / "test_embeddings.csv"), str(folder / "test_tabular.csv"),
                                          record.approach), partial(self._predict, record))
@@ -495,7 +494,6 @@ class MainScreen(Screen):
     def _predict(self, record, paths: tuple[str, str] | None) -> None:
         if paths is None:
             return
-        from pathlib import Path
         embeddings, tabular = paths
         results_dir, models_dir = Path(self.results_dir), self.models_dir
 
