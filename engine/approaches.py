@@ -191,12 +191,13 @@ class Comparison:
 
 
 def compare(results_dir, run_a: str, run_b: str) -> Comparison:
-    """McNemar's exact test on the per-clip right/wrong of two runs on the same valid clips, with a verdict."""
+    """McNemar's test (exact and mid-p) on the per-clip right/wrong of two runs on the same valid clips, with a
+    verdict judged on the mid-p."""
     first, second = load_runs(results_dir, [run_a, run_b])
     _check_same_split([first, second], "compare")
     aligned = aligned_predictions(results_dir, [first, second])
     correct_a, correct_b = (correct_per_clip(p, aligned.targets) for p in aligned.probs)
-    test = stats.mcnemar_exact(correct_a, correct_b)
+    test = stats.mcnemar(correct_a, correct_b)
     name_a, name_b = first.approach, second.approach
     if name_a == name_b:
         name_a, name_b = run_label(first), run_label(second)

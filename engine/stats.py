@@ -2,42 +2,39 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-Z_95 = 1.959964  # two-sided 95 % normal quantile
 SIGNIFICANCE = 0.05
+CONFIDENCE = 0.95
 
 
-def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a proportion `correct / n`; stays inside [0, 1] even at 0 or n."""
+def wilson_interval(correct: int, n: int) -> tuple[float, float]:
+    """Wilson score 95 % interval for a proportion `correct / n`; stays inside [0, 1] even at 0 or n."""
     if n <= 0 or not 0 <= correct <= n:
         raise ValueError(f"Need 0 <= correct <= n and n > 0, got correct={correct}, n={n}.")
-    p = correct / n
-    z2 = z * z
-    denominator = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denominator
-    half_width = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
-    # At 0 or n the exact bound is 0 or 1; the formula lands a rounding error away from it.
-    low = 0.0 if correct == 0 else max(0.0, centre - half_width)
-    high = 1.0 if correct == n else min(1.0, centre + half_width)
-    return low, high
+    from scipy.stats import binomtest  # on use: ~0.6 s to import
+
+    interval = binomtest(correct, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 @dataclass(frozen=True)
 class McNemar:
     a_only: int  # clips A got right and B got wrong
     b_only: int  # clips B got right and A got wrong
-    p_value: float
+    p_value: float  # exact (conditional) test: conservative, its true size is below the nominal level
+    mid_p: float  # exact p minus half the point probability on each side: what the verdict uses
 
 
-def mcnemar_exact(a_correct, b_correct) -> McNemar:
-    """Exact McNemar test on two models' per-clip correctness (aligned arrays of bools).
+def mcnemar(a_correct, b_correct) -> McNemar:
+    """McNemar's test on two models' per-clip correctness (aligned arrays of bools), exact and mid-p.
 
-    Only the discordant clips carry information; under "no difference" each is equally likely to
-    favour A or B, so the p-value is the two-sided binomial(n, 1/2) tail.
+    Only the discordant clips carry information; under "no difference" each is equally likely to favour
+    A or B, so the exact p-value is the two-sided binomial(n, 1/2) tail. The mid-p variant counts the
+    observed outcome's own probability half, which keeps the size close to the nominal level; Fagerland,
+    Lydersen & Laake (2013, BMC Med Res Methodol 13:91) recommend it for paired binary data.
     """
     a = np.asarray(a_correct, dtype=bool)
     b = np.asarray(b_correct, dtype=bool)
@@ -45,15 +42,14 @@ def mcnemar_exact(a_correct, b_correct) -> McNemar:
         raise ValueError(f"Need two aligned 1-D arrays, got shapes {a.shape} and {b.shape}.")
     a_only = int(np.sum(a & ~b))
     b_only = int(np.sum(~a & b))
-    return McNemar(a_only, b_only, _binomial_two_sided(min(a_only, b_only), a_only + b_only))
-
-
-def _binomial_two_sided(k: int, n: int) -> float:
+    n, k = a_only + b_only, min(a_only, b_only)
     if n == 0:
-        return 1.0
-    # Exact integers: 2**n stays exact for any n, and int / int rounds once.
-    tail = sum(math.comb(n, i) for i in range(k + 1))
-    return min(1.0, 2 * tail / 2**n)
+        return McNemar(a_only, b_only, 1.0, 1.0)
+    from scipy.stats import binom, binomtest  # on use: ~0.6 s to import
+
+    # 2·P(X <= k) - P(X = k), from the uncapped tail: a tie (k = n/2) gives exactly 1, like the exact test.
+    mid_p = 2 * binom.cdf(k, n, 0.5) - binom.pmf(k, n, 0.5)
+    return McNemar(a_only, b_only, float(binomtest(k, n).pvalue), float(min(1.0, mid_p)))
 
 
 def format_p(p: float) -> str:
@@ -66,18 +62,19 @@ def format_p(p: float) -> str:
 
 
 def paired_verdict(m: McNemar, name_a: str, name_b: str) -> str:
-    """One sentence a user can act on, e.g.
-    "B is better than A: 14 clips vs 5 (p = 0.06) — within noise at the 5 % level"."""
+    """One sentence a user can act on, judged on the mid-p, e.g.
+    "B is better than A: 14 clips vs 5 (McNemar mid-p = 0.04) — a real difference at the 5 % level"."""
     level = f"{SIGNIFICANCE:.0%}".replace("%", " %")
-    noise = "within noise" if m.p_value >= SIGNIFICANCE else "a real difference"
+    noise = "within noise" if m.mid_p >= SIGNIFICANCE else "a real difference"
+    p = "McNemar mid-" + format_p(m.mid_p)
     if m.a_only == m.b_only == 0:
         return f"{name_a} and {name_b} are right on exactly the same clips: no difference to test"
     if m.a_only == m.b_only:
         return (f"{name_a} and {name_b} tie: each is right on {_clips(m.a_only)} the other misses "
-                f"({format_p(m.p_value)}) — {noise} at the {level} level")
+                f"({p}) — {noise} at the {level} level")
     better, worse = (name_b, name_a) if m.b_only > m.a_only else (name_a, name_b)
     wins, losses = max(m.a_only, m.b_only), min(m.a_only, m.b_only)
-    return (f"{better} is better than {worse}: {_clips(wins)} vs {losses} ({format_p(m.p_value)}) "
+    return (f"{better} is better than {worse}: {_clips(wins)} vs {losses} ({p}) "
             f"— {noise} at the {level} level")
 
 

@@ -1,31 +1,38 @@
-import math
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import label_ranking_average_precision_score
 
-from engine.stats import McNemar, lwlrap, mcnemar_exact, mean_sd, paired_verdict, per_class_lwlrap, wilson_interval
+from engine.stats import McNemar, lwlrap, mcnemar, mean_sd, paired_verdict, per_class_lwlrap, wilson_interval
 
 
-def wilson_closed_form(correct, n, z=1.959964):
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
+# Returned by the hand-written implementations these replaced (closed-form Wilson with z = 1.959964, exact
+# McNemar in integer arithmetic), computed before they were deleted.
+OLD_WILSON = {(8, 10): (0.4901624691221323, 0.9433178490622331), (0, 10): (0.0, 0.2775328030260577),
+              (10, 10): (0.7224671969739421, 1.0), (1, 1): (0.2065493117918027, 1.0),
+              (347, 520): (0.6257131501509928, 0.7064484171514319),
+              (2599, 2602): (0.996615494591967, 0.9996078140641471)}
+OLD_MCNEMAR_EXACT = {(1, 6): 0.125, (5, 14): 0.063568115234375, (2, 20): 0.00012111663818359375,
+                     (40, 60): 0.05688793364098079, (123, 177): 0.002161138741240762, (5, 5): 1.0, (0, 0): 1.0}
 
 
-def test_wilson_8_of_10_matches_the_closed_formula_and_published_values():
-    low, high = wilson_interval(8, 10)
-    assert (low, high) == pytest.approx(wilson_closed_form(8, 10), abs=1e-12)
-    assert (low, high) == pytest.approx((0.4901625, 0.9433178), abs=1e-7)
+@pytest.mark.parametrize("correct, n", OLD_WILSON)
+def test_wilson_equals_the_former_closed_form(correct, n):
+    # the former z was rounded to 7 digits: the bounds move by ~3e-9
+    assert wilson_interval(correct, n) == pytest.approx(OLD_WILSON[correct, n], abs=1e-8)
+
+
+def test_wilson_matches_newcombes_published_table():
+    # Newcombe (1998), Statistics in Medicine 17:857, worked examples of the score (Wilson) interval.
+    assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
+    assert wilson_interval(15, 148) == pytest.approx((0.0624, 0.1605), abs=5e-5)
+    assert wilson_interval(0, 20) == pytest.approx((0.0, 0.1611), abs=5e-5)
+    assert wilson_interval(1, 29) == pytest.approx((0.0061, 0.1718), abs=5e-5)
 
 
 def test_wilson_at_the_edges_stays_inside_zero_one():
-    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775328), abs=1e-7)
     assert wilson_interval(0, 10)[0] == 0.0
-    assert wilson_interval(10, 10) == pytest.approx((0.7224672, 1.0), abs=1e-7)
     assert wilson_interval(10, 10)[1] == 1.0
 
 
@@ -41,40 +48,62 @@ def aligned(a_only, b_only, both=3, neither=2):
     return a, b
 
 
-def test_mcnemar_exact_one_against_six_is_0_125():
-    m = mcnemar_exact(*aligned(1, 6))
-    assert (m.a_only, m.b_only) == (1, 6)
-    assert m.p_value == pytest.approx(0.125, abs=1e-12)
+@pytest.mark.parametrize("a_only, b_only", OLD_MCNEMAR_EXACT)
+def test_mcnemar_exact_equals_the_former_integer_arithmetic(a_only, b_only):
+    m = mcnemar(*aligned(a_only, b_only))
+    assert (m.a_only, m.b_only) == (a_only, b_only)
+    assert m.p_value == pytest.approx(OLD_MCNEMAR_EXACT[a_only, b_only], rel=1e-12)
 
 
-def test_mcnemar_equal_counts_and_no_discordant_clips_give_one():
-    assert mcnemar_exact(*aligned(5, 5)).p_value == 1.0
-    assert mcnemar_exact(*aligned(0, 0)).p_value == 1.0
+def test_mcnemar_mid_p_matches_fagerland_lydersen_laake():
+    # Fagerland, Lydersen & Laake (2013), BMC Med Res Methodol 13:91, worked example: 1 vs 7 discordant pairs.
+    m = mcnemar(*aligned(1, 7))
+    assert round(m.p_value, 3) == 0.070 and round(m.mid_p, 3) == 0.039
+    # mid-p = exact p - P(X = 1) for X ~ binomial(8, 1/2): 18/256 - 8/256
+    assert m.mid_p == pytest.approx(10 / 256, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 80), st.integers(0, 80))
+def test_mcnemar_mid_p_is_below_the_exact_p_and_symmetric(a_only, b_only):
+    m = mcnemar(*aligned(a_only, b_only))
+    assert 0 < m.mid_p <= m.p_value <= 1
+    if a_only + b_only:
+        assert m.mid_p < m.p_value or a_only == b_only
+    assert mcnemar(*aligned(b_only, a_only)).mid_p == m.mid_p
+
+
+def test_mcnemar_ties_and_no_discordant_clips_give_one():
+    assert mcnemar(*aligned(5, 5)) == McNemar(5, 5, 1.0, 1.0)
+    assert mcnemar(*aligned(0, 0)) == McNemar(0, 0, 1.0, 1.0)
 
 
 def test_mcnemar_rejects_misaligned_arrays():
     with pytest.raises(ValueError):
-        mcnemar_exact([True, False], [True])
+        mcnemar([True, False], [True])
 
 
-def test_paired_verdict_reads_as_plain_words():
-    m = mcnemar_exact(*aligned(5, 14))
-    assert m.p_value == pytest.approx(0.0635681, abs=1e-7)
+def test_paired_verdict_reads_as_plain_words_and_judges_on_the_mid_p():
+    m = mcnemar(*aligned(5, 14))
+    # exact p 0.064 would say "within noise"; the mid-p is under 5 %
+    assert m.p_value == pytest.approx(0.0635681, abs=1e-7) and m.mid_p == pytest.approx(0.0413895, abs=1e-7)
     assert paired_verdict(m, "A", "B") == (
-        "B is better than A: 14 clips vs 5 (p = 0.06) — within noise at the 5 % level")
+        "B is better than A: 14 clips vs 5 (McNemar mid-p = 0.04) — a real difference at the 5 % level")
+    assert paired_verdict(mcnemar(*aligned(5, 12)), "A", "B") == (
+        "B is better than A: 12 clips vs 5 (McNemar mid-p = 0.1) — within noise at the 5 % level")
 
 
 def test_paired_verdict_names_a_real_difference_and_the_winner_first():
-    m = mcnemar_exact(*aligned(20, 2))
-    assert m.p_value < 0.001
+    m = mcnemar(*aligned(20, 2))
+    assert m.mid_p < 0.001
     assert paired_verdict(m, "emb", "both") == (
-        "emb is better than both: 20 clips vs 2 (p < 0.001) — a real difference at the 5 % level")
+        "emb is better than both: 20 clips vs 2 (McNemar mid-p < 0.001) — a real difference at the 5 % level")
 
 
 def test_paired_verdict_on_ties():
-    assert "tie" in paired_verdict(McNemar(1, 1, 1.0), "A", "B")
-    assert "1 clip the other misses" in paired_verdict(McNemar(1, 1, 1.0), "A", "B")
-    assert "same clips" in paired_verdict(McNemar(0, 0, 1.0), "A", "B")
+    assert "tie" in paired_verdict(McNemar(1, 1, 1.0, 1.0), "A", "B")
+    assert "1 clip the other misses" in paired_verdict(McNemar(1, 1, 1.0, 1.0), "A", "B")
+    assert "same clips" in paired_verdict(McNemar(0, 0, 1.0, 1.0), "A", "B")
 
 
 def test_lwlrap_hand_computed_case_weights_labels_not_clips():
