@@ -244,7 +244,7 @@ async def lag(threads: int, embeddings: str, tabular: str, out_dir: str) -> dict
             await app.workers.wait_for_complete()
             probe.timer.stop()
             watch.stopped.set()
-    from engine.results import load_history  # not at the top: the paint timing must import only the app's
+    from engine.store.history import load_history  # not at the top: the paint timing must import only the app's
 
     history = load_history(out / "results").records
     finished = bool(history) and history[-1].status == "finished"

@@ -13,11 +13,17 @@ from datetime import datetime
 
 import numpy as np
 
-from engine import results, stats
+from engine import stats
 from engine.config import FEATURE_GROUPS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.evaluate import correct_per_clip, evaluate
 from engine.events import RunRecord, StageDone
+from engine.store.history import append_record, load_history
+from engine.store.models import load_model
+from engine.store.names import new_run_id
+from engine.store.predictions import load_predictions, save_predictions
+from engine.store.tables import write_run_csvs
+from engine.text import name_list
 
 ABLATION_SETS = ("embeddings", "tabular", "both")
 ENSEMBLE_MODEL = "ensemble"
@@ -71,7 +77,7 @@ def find_run(records, wanted: str) -> RunRecord:
             return match[0]
         if len(match) > 1:
             raise ConfigError(f"{wanted!r} starts {len(match)} run ids: "
-                              f"{', '.join(r.run_id for r in match[:5])}.", hint="Give more of the run id.")
+                              f"{name_list(r.run_id for r in match)}.", hint="Give more of the run id.")
     unfinished = [r for r in records if wanted in (r.run_id, r.approach)]
     if unfinished:
         raise ConfigError(f"Run {wanted!r} did not finish ({unfinished[-1].status}): it has no predictions.",
@@ -81,7 +87,7 @@ def find_run(records, wanted: str) -> RunRecord:
 
 
 def load_runs(results_dir, wanted) -> list[RunRecord]:
-    history = results.load_history(results_dir)
+    history = load_history(results_dir)
     return [find_run(history.records, name) for name in wanted]
 
 
@@ -110,7 +116,7 @@ class AlignedPredictions:
 def aligned_predictions(results_dir, runs: list[RunRecord]) -> AlignedPredictions:
     """Each run's saved valid probabilities, rows aligned by clip name; refuses runs that disagree on clips,
     classes or labels (same split_id but different data files, say)."""
-    saved = [results.load_predictions(results_dir, r.run_id) for r in runs]
+    saved = [load_predictions(results_dir, r.run_id) for r in runs]
     first, first_run = saved[0], runs[0]
     order = np.argsort(first.keys, kind="stable")
     keys, targets = first.keys[order], first.targets[order]
@@ -152,16 +158,16 @@ def ensemble(results_dir, run_ids, *, name: str | None = None) -> RunRecord:
         "num_classes": n_classes, "val_samples": len(aligned.keys)}
     now = datetime.now()
     record = RunRecord(
-        run_id=results.new_run_id(), created=now.isoformat(timespec="seconds"), status="finished",
+        run_id=new_run_id(), created=now.isoformat(timespec="seconds"), status="finished",
         approach=name or f"ensemble({' + '.join(r.approach for r in runs)})",
         config={"model": ENSEMBLE_MODEL, "members": [r.run_id for r in runs],
                 "features": "+".join(str(r.config.get("features", "")) for r in runs),
                 "epochs": None, "lr": None},
         metrics=metrics, train_seconds=0.0, num_params=sum(r.num_params for r in runs), split_id=runs[0].split_id)
-    results.save_predictions(results_dir, record.run_id, aligned.keys, aligned.classes, probs, aligned.targets)
-    results_csv, _ = results.write_run_csvs(results_dir, record)
+    save_predictions(results_dir, record.run_id, aligned.keys, aligned.classes, probs, aligned.targets)
+    results_csv, _ = write_run_csvs(results_dir, record)
     record = replace(record, results_csv=str(results_csv))
-    results.append_record(results_dir, record)
+    append_record(results_dir, record)
     return record
 
 
@@ -272,7 +278,7 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
                           hint="Pick a finished mlp, logreg or linear_svm run from the results table.")
     started = time.perf_counter()
     config = RunConfig.from_dict(record.config)
-    saved = results.load_model(record.model_path, models_dir=session.models_dir)
+    saved = load_model(record.model_path, models_dir=session.models_dir)
     info = saved.vggtab
     prepared = session.prepare(config)
     if prepared.split_id != record.split_id:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError, InputError
+from engine.text import name_list
 
 POLICIES = ("drop", "impute")
 ABSURD_MAGNITUDE = 1e6
@@ -52,7 +53,7 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     dropped = tuple(np.asarray(columns, dtype=object)[empty])
     columns = [c for c, gone in zip(columns, empty) if not gone]
     values = values[:, ~empty]
-    warnings = [f"Columns {_names(dropped)} hold no values at all; they were dropped."] if dropped else []
+    warnings = [f"Columns {name_list(dropped)} hold no values at all; they were dropped."] if dropped else []
 
     finite = np.isfinite(values)
     bad = ~finite.all(axis=1)
@@ -68,9 +69,9 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     usable = values[~bad] if policy == "drop" else np.where(finite, values, np.nan)
     constant, absurd = _column_checks(usable, columns)
     if constant:
-        warnings.append(f"Columns {_names(constant)} have one value in every row; they carry no information.")
+        warnings.append(f"Columns {name_list(constant)} have one value in every row; they carry no information.")
     if absurd:
-        warnings.append(f"Columns {_names(absurd)} hold values beyond ±{ABSURD_MAGNITUDE:g}; check their units.")
+        warnings.append(f"Columns {name_list(absurd)} hold values beyond ±{ABSURD_MAGNITUDE:g}; check their units.")
     if policy == "drop" and bad.mean() > DROPPED_SHARE_WARNING:
         warnings.append(f"Dropped {int(bad.sum()):,} of {len(bad):,} rows for NaN/inf features; "
                         f"bad_rows=impute would keep them.")
@@ -112,8 +113,7 @@ def _describe(nan: np.ndarray, inf: np.ndarray, columns: list[str]) -> str:
     for what, mask in (("NaN", nan), ("inf", inf)):
         names = [columns[i] for i in np.flatnonzero(mask)]
         if names:
-            more = f" … (+{len(names) - COLUMNS_NAMED:,} more)" if len(names) > COLUMNS_NAMED else ""
-            parts.append(f"{what} in {', '.join(names[:COLUMNS_NAMED])}{more}")
+            parts.append(f"{what} in {name_list(names, COLUMNS_NAMED)}")
     return "; ".join(parts)
 
 
@@ -123,9 +123,3 @@ def _column_checks(values: np.ndarray, columns: list[str]) -> tuple[tuple[str, .
     constant = np.fmin.reduce(values, axis=0) == np.fmax.reduce(values, axis=0)
     absurd = np.fmax.reduce(np.abs(values), axis=0) > ABSURD_MAGNITUDE
     return tuple(names[constant]), tuple(names[absurd])
-
-
-def _names(columns, limit: int = 5) -> str:
-    columns = list(columns)
-    more = f" … (+{len(columns) - limit:,} more)" if len(columns) > limit else ""
-    return ", ".join(columns[:limit]) + more

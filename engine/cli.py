@@ -21,6 +21,7 @@ from engine.config import (DEMO_DIR, DEMO_EMBEDDINGS, DEMO_TABULAR, FEATURE_SETS
 from engine.errors import Cancelled, VggtabError
 from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone)
+from engine.text import interval_text
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
 DEMO_TEST_EMBEDDINGS, DEMO_TEST_TABULAR = str(DEMO_DIR / "test_embeddings.csv"), str(DEMO_DIR / "test_tabular.csv")
@@ -132,7 +133,7 @@ class ConsolePrinter:
 
     def on_RunFinished(self, event: RunFinished) -> None:
         e, r = event.evaluation, event.record
-        self.print(f"Valid accuracy {e.accuracy:.2%} (95% CI {e.ci_low:.1%}–{e.ci_high:.1%}, n={e.n_valid}), "
+        self.print(f"Valid accuracy {e.accuracy:.2%} (95% CI {interval_text(e.ci_low, e.ci_high)}, n={e.n_valid}), "
                    f"error rate {e.error_rate:.2%}, lwlrap {e.lwlrap:.3f}, mAP {e.mean_average_precision:.3f}")
         self.print(f"  random {e.random_baseline:.2%} · majority class {e.majority_baseline:.2%} · "
                    f"{e.improvement_over_random:.0f}× random · train accuracy {e.train_accuracy:.2%}")
@@ -200,7 +201,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_results(args: argparse.Namespace) -> int:
-    from engine.results import export_table, load_history
+    from engine.store.history import load_history
+    from engine.store.tables import export_table
     history = load_history(args.results_dir)
     for warning in history.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -212,7 +214,7 @@ def command_results(args: argparse.Namespace) -> int:
           f"{'lwlrap':>6}")
     for r in history.records:
         m = r.metrics
-        ci = f"{m['ci_low']:.1%}–{m['ci_high']:.1%}" if m.get("ci_low") is not None else ""
+        ci = interval_text(m.get("ci_low"), m.get("ci_high"))
         accuracy = f"{m['val_accuracy']:.2%}" if m.get("val_accuracy") is not None else "-"
         lwlrap = f"{m['lwlrap']:.3f}" if m.get("lwlrap") is not None else "-"
         lr = r.config.get("lr")
@@ -245,10 +247,6 @@ class ApproachPrinter(ConsolePrinter):
     def on_RunFailed(self, event: RunFailed) -> None:
         super().on_RunFailed(event)
         self.failures.append(event.message)
-
-
-def interval_text(low, high) -> str:
-    return f"{low:.1%}–{high:.1%}" if low is not None and high is not None else ""
 
 
 def print_runs(records, wall_seconds: dict[str, float] | None = None) -> None:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from engine.errors import ConfigError
+from engine.text import layers_text
 
 DEMO_DIR = Path("data/demo")
 DEMO_EMBEDDINGS = str(DEMO_DIR / "embeddings.csv")
@@ -108,7 +109,7 @@ class RunConfig:
             parts.append(f"top{self.select_k}")
         if self.pca:
             parts.append(f"pca{self.pca}")
-        parts.append("-".join(map(str, self.layers)) if self.model == "mlp" else self.model)
+        parts.append(layers_text(self.layers) if self.model == "mlp" else self.model)
         if self.model == "mlp" and self.ps:
             parts.append(f"ps{self.ps:g}")
         if self.model == "mlp" and self.wd != DEFAULT_WD:

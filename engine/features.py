@@ -14,6 +14,7 @@ import pandas as pd
 
 from engine.config import FEATURE_GROUPS
 from engine.errors import ConfigError, InputError
+from engine.text import name_list
 
 EMBEDDING_PREFIX = FEATURE_GROUPS["emb"]
 SELECT_METHODS = ("anova", "mutual_info")
@@ -193,7 +194,6 @@ def binned_mutual_info(x: np.ndarray, y, bins: int = MI_BINS) -> np.ndarray:
 def _matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        more = f" … (+{len(missing) - 5:,} more)" if len(missing) > 5 else ""
-        raise InputError(f"The table lacks feature columns {', '.join(missing[:5])}{more}.",
+        raise InputError(f"The table lacks feature columns {name_list(missing)}.",
                          hint="Use a table with the same feature columns as the one the transform was fitted on.")
     return frame[columns].to_numpy(dtype=np.float32, copy=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from engine.errors import ConfigError, InputError
+from engine.text import name_list
 
 MODES = ("single", "multi")
 LABELS = "labels"
@@ -67,9 +68,8 @@ def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fnam
         warnings.append(f"{multi:,} clips with 2+ labels are left out (label_mode=single).")
     small = sorted(name for name in classes if class_sizes[name] < SMALL_CLASS)
     if small:
-        listed = ", ".join(f"{name} ({class_sizes[name]})" for name in small[:5])
-        more = f" … (+{len(small) - 5} more)" if len(small) > 5 else ""
-        warnings.append(f"{classes_have(len(small))} fewer than {SMALL_CLASS} clips: {listed}{more}.")
+        listed = name_list(f"{name} ({class_sizes[name]})" for name in small)
+        warnings.append(f"{classes_have(len(small))} fewer than {SMALL_CLASS} clips: {listed}.")
     return Labelled(frame=kept, classes=classes, class_sizes={name: class_sizes[name] for name in classes},
                     label_counts=label_count_distribution(frame[LABELS]),
                     dropped_empty=tuple(keys[empty].astype(str)), warnings=tuple(warnings))

@@ -24,6 +24,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from engine.errors import InputError
+from engine.text import name_list
 
 CACHE_DIR_ENV = "VGGTAB_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("data/.cache")
@@ -160,7 +161,7 @@ def _check_columns(table: pa.Table, path) -> None:
     names = table.column_names
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
-        raise InputError(f"{path} has columns that appear more than once: {', '.join(twice[:5])}.",
+        raise InputError(f"{path} has columns that appear more than once: {name_list(twice)}.",
                          hint="Rename or remove the repeated columns so each name is unique.")
     if table.num_rows == 0:
         raise InputError(f"{path} has column names but no rows.", hint="Point to the file that holds the data.")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InputError
+from engine.text import name_list
 
 KEY_CANDIDATES = ("fname", "file")
 MERGED_KEY = "fname"
@@ -108,19 +109,13 @@ def _find_key(frame: pd.DataFrame, path: str, key: str | None, named_somewhere: 
             if candidate in frame.columns:
                 return candidate
     if key is None:
-        raise InputError(f"{path} has no key column (fname or file). Columns: {_column_list(frame)}.",
+        raise InputError(f"{path} has no key column (fname or file). Columns: {name_list(frame.columns, 8)}.",
                          hint="Name the column that holds the clip file names with --key NAME.")
     others = [c for c in KEY_CANDIDATES if c != key]
     also = f" (nor {' or '.join(others)})" if named_somewhere else ""
-    raise InputError(f"{path} has no column {key!r}{also}. Columns: {_column_list(frame)}.",
+    raise InputError(f"{path} has no column {key!r}{also}. Columns: {name_list(frame.columns, 8)}.",
                      hint="Give --key the name of the column that holds the clip file names; the other file "
                           "may name its key fname or file.")
-
-
-def _column_list(frame: pd.DataFrame, limit: int = 8) -> str:
-    names = [str(c) for c in frame.columns]
-    more = f" … ({len(names) - limit:,} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
 
 
 def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:

@@ -22,6 +22,7 @@ from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
+from engine.text import interval_text, name_list
 from engine.warmup import is_importing, is_warm, wait_for_scikit_learn, warm_up
 
 
@@ -273,7 +274,7 @@ class Session:
         A run that fails or is cancelled is recorded in the history before its event is reported; an
         unexpected exception (a bug) is reported and recorded like any failure, then re-raised.
         """
-        from engine import results
+        from engine.store import files
         run = RunStarted(config)
         try:
             if config.model != "mlp":
@@ -281,9 +282,9 @@ class Session:
                 check_config(config)
             prepared = self.prepare(config)
             # Fail in seconds, not after the last epoch, when the results cannot be saved.
-            results.check_writable(self.results_dir)
+            files.check_writable(self.results_dir)
             if config.model == "mlp" or config.model in SAVED_BASELINES:
-                results.check_writable(self.models_dir, results.MODELS_FLAG)
+                files.check_writable(self.models_dir, files.MODELS_FLAG)
             if config.model == "mlp":
                 check_batch_size(config, prepared)
                 if config.lr is None:
@@ -325,7 +326,9 @@ class Session:
 
     def _fit_and_save(self, config: RunConfig, prepared: Prepared, run: RunStarted,
                       cancel: threading.Event | None) -> tuple[RunRecord, object]:
-        from engine import model, results
+        from engine import model
+        from engine.store.models import export_model
+        from engine.store.names import run_suffix
         from engine.train import fit
 
         check_finite_inputs(prepared)
@@ -342,8 +345,7 @@ class Session:
 
         started = time.perf_counter()
         learner.vggtab = self._model_info(config, prepared)
-        model_path = results.export_model(learner, self._model_path(config, run),
-                                          fallback_suffix=results.run_suffix(run.run_id))
+        model_path = export_model(learner, self._model_path(config, run), fallback_suffix=run_suffix(run.run_id))
         record = self._save_run(prepared, run, evaluation, valid_probs, started,
                                 metrics={"learning_rate": run.lr, "lr_source": run.lr_source}, history=history,
                                 train_seconds=train_seconds, num_params=model.count_params(learner),
@@ -354,7 +356,9 @@ class Session:
                                cancel: threading.Event | None) -> tuple[RunRecord, object]:
         """A scikit-learn baseline on the same inputs, saved to models/ unless it is a random forest (see
         baselines.SAVED_BASELINES)."""
-        from engine import baselines, results
+        from engine import baselines
+        from engine.store.models import save_baseline
+        from engine.store.names import run_suffix
 
         check_finite_inputs(prepared)
         started = time.perf_counter()
@@ -375,16 +379,16 @@ class Session:
         model_path = ""
         if config.model in baselines.SAVED_BASELINES:
             saved = baselines.SavedBaseline(fitted.estimator, self._model_info(config, prepared))
-            model_path = str(results.save_baseline(saved, self._model_path(config, run),
-                                                   fallback_suffix=results.run_suffix(run.run_id)))
+            model_path = str(save_baseline(saved, self._model_path(config, run),
+                                           fallback_suffix=run_suffix(run.run_id)))
         record = self._save_run(prepared, run, evaluation, valid_probs, started, metrics={},
                                 train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator),
                                 model_path=model_path)
         return record, evaluation
 
     def _model_path(self, config: RunConfig, run: RunStarted) -> Path:
-        from engine import results
-        return self.models_dir / f"{results.safe_name(config.approach)}_{run.stamp}.pkl"
+        from engine.store.names import safe_name
+        return self.models_dir / f"{safe_name(config.approach)}_{run.stamp}.pkl"
 
     @staticmethod
     def _model_info(config: RunConfig, prepared: Prepared):
@@ -400,19 +404,20 @@ class Session:
         evaluation = evaluate(valid_probs, prepared.y_valid, train_probs, prepared.y_train,
                               classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx], model=model)
         self._stage("evaluate", started, f"valid accuracy {evaluation.accuracy:.1%} "
-                                         f"[{evaluation.ci_low:.1%}, {evaluation.ci_high:.1%}]")
+                                         f"[{interval_text(evaluation.ci_low, evaluation.ci_high)}]")
         return evaluation
 
     def _save_run(self, prepared: Prepared, run: RunStarted, evaluation, valid_probs: np.ndarray, started: float,
                   *, metrics: dict, model_path: str = "", **fields) -> RunRecord:
         """Predictions, the run's CSVs and its history line; `started` times the save stage."""
-        from engine import results
-        results.save_predictions(self.results_dir, run.run_id, prepared.keys[prepared.valid_idx],
-                                 prepared.classes, valid_probs, prepared.y_valid)
+        from engine.store.predictions import save_predictions
+        from engine.store.tables import write_run_csvs
+        save_predictions(self.results_dir, run.run_id, prepared.keys[prepared.valid_idx], prepared.classes,
+                         valid_probs, prepared.y_valid)
         metrics = evaluation.metrics() | dataset_metrics(prepared) | metrics
         record = run.record("finished", metrics=metrics, model_path=model_path, split_id=prepared.split_id,
                             **fields)
-        results_csv, _ = results.write_run_csvs(self.results_dir, record)
+        results_csv, _ = write_run_csvs(self.results_dir, record)
         record = replace(record, results_csv=str(results_csv))
         saved = f"model {model_path}" if model_path else "model not saved (refit from the recorded config)"
         self._stage("save", started, f"{saved}; results {results_csv}")
@@ -420,15 +425,15 @@ class Session:
         return record
 
     def _append(self, record: RunRecord) -> None:
-        from engine import results
-        results.append_record(self.results_dir, record)
+        from engine.store.history import append_record
+        append_record(self.results_dir, record)
 
 
 class RunStarted:
     """What is known about a run from its start: id, timestamps and the LR once chosen."""
 
     def __init__(self, config: RunConfig):
-        from engine.results import TIMESTAMP_FORMAT, new_run_id
+        from engine.store.names import TIMESTAMP_FORMAT, new_run_id
         now = datetime.now()
         self.config, self.run_id = config, new_run_id()
         self.created, self.stamp = now.isoformat(timespec="seconds"), now.strftime(TIMESTAMP_FORMAT)
@@ -451,8 +456,7 @@ def present_prefixes(config: RunConfig, columns: tuple[str, ...]) -> tuple[str, 
 def ignored_note(columns: tuple[str, ...]) -> tuple[str, ...]:
     if not columns:
         return ()
-    shown = ", ".join(columns[:5]) + (f" (+{len(columns) - 5} more)" if len(columns) > 5 else "")
-    return (f"Columns not used as features (no known prefix): {shown}.",)
+    return (f"Columns not used as features (no known prefix): {name_list(columns)}.",)
 
 
 def dataset_metrics(prepared: Prepared) -> dict:

@@ -16,9 +16,9 @@ import pandas as pd
 from engine import load, merge
 from engine.audit import audit_features
 from engine.errors import InputError, StorageError
+from engine.text import name_list
 
 OUT_FLAG = "--out"
-NAMED = 5  # columns named in a message before "+N more"
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
     Raises InputError for unusable files or missing feature columns, StorageError for a file that is not a
     vggtab model (or lies outside `models_dir` without `allow_outside`).
     """
-    from engine import model, results
-    saved = results.load_model(model_path, models_dir=models_dir, allow_outside=allow_outside)
+    from engine import model
+    from engine.store.models import load_model
+    saved = load_model(model_path, models_dir=models_dir, allow_outside=allow_outside)
     info = getattr(saved, "vggtab", None)
     if not isinstance(info, model.ModelInfo):
         raise StorageError(f"{model_path} is a fastai model that vggtab did not train: it does not record its "
@@ -52,7 +53,7 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
     policy = info.config.get("bad_rows", "drop")
     audit = audit_features(merged.frame, columns, key=merge.MERGED_KEY, policy=policy)
     if audit.dropped_columns:
-        raise InputError(f"Feature columns {named(audit.dropped_columns)} hold no values at all in {embeddings} "
+        raise InputError(f"Feature columns {name_list(audit.dropped_columns)} hold no values at all in {embeddings} "
                          f"and {tabular}; the model needs them.",
                          hint="Fill those columns the way the training files were made.")
 
@@ -69,7 +70,7 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
 
 
 def probabilities(saved, x) -> np.ndarray:
-    """Class probabilities from what results.load_model returned: a fastai Learner or a saved baseline."""
+    """Class probabilities from what store.models.load_model returned: a fastai Learner or a saved baseline."""
     from engine import model
     from engine.baselines import SavedBaseline
 
@@ -82,21 +83,15 @@ def check_feature_columns(frame: pd.DataFrame, columns: list[str], embeddings, t
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"{embeddings} and {tabular} lack {len(missing):,} feature columns the model was trained "
-                         f"on: {named(missing)}.",
+                         f"on: {name_list(missing)}.",
                          hint="Give files with the same feature columns as the training files, or a model trained "
                               "on the feature groups these files have.")
 
 
-def named(columns, limit: int = NAMED) -> str:
-    columns = list(columns)
-    more = f" … (+{len(columns) - limit:,} more)" if len(columns) > limit else ""
-    return ", ".join(columns[:limit]) + more
-
-
 def write_submission(prediction: Prediction, out_path) -> Path:
     """The submission CSV, written completely or not at all; creates its folder if needed."""
-    from engine import results
+    from engine.store.files import atomic_write, check_writable
     path = Path(out_path)
-    results.check_writable(path.parent, OUT_FLAG)
+    check_writable(path.parent, OUT_FLAG)
     frame = prediction.frame
-    return results.atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), flag=OUT_FLAG)
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), flag=OUT_FLAG)

@@ -10,8 +10,8 @@ import numpy as np
 
 from engine.errors import ConfigError, InputError
 from engine.labels import classes_have
+from engine.text import name_list
 
-NAMED_CLASSES = 5
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,9 @@ def _set_aside_small_classes(strata: np.ndarray, *, min_clips: int) -> tuple[np.
     rest = np.flatnonzero(~np.isin(strata, small)) if small else np.arange(len(strata))
     notes = []
     if small:
-        listed = ", ".join(f"{name or '(no label)'} ({sizes[name]})" for name in small[:NAMED_CLASSES])
-        more = f" … (+{len(small) - NAMED_CLASSES} more)" if len(small) > NAMED_CLASSES else ""
+        listed = name_list(f"{name or '(no label)'} ({sizes[name]})" for name in small)
         notes.append(f"{classes_have(len(small))} fewer than {min_clips} clips, too few to stratify; "
-                     f"they are in train only: {listed}{more}.")
+                     f"they are in train only: {listed}.")
     if len(rest) < min_clips:
         raise InputError(f"Only {len(rest)} clips belong to classes large enough to split.",
                          hint="Use a dataset with more clips per class.")

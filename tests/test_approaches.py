@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import approaches, results, stats
+from engine import approaches, stats
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
 from engine.evaluate import correct_per_clip
 from engine.events import RunFailed
 from engine.pipeline import Session
+from engine.store.history import load_history
+from engine.store.predictions import load_predictions
 
 
 def base_config(demo, **changes) -> RunConfig:
@@ -68,8 +70,8 @@ def test_compare_is_mcnemar_on_the_saved_per_clip_results(ablation):
     runs = by_features(records)
     comparison = approaches.compare(session.results_dir, runs["tabular"].run_id, runs["both"].run_id)
 
-    a = results.load_predictions(session.results_dir, runs["tabular"].run_id)
-    b = results.load_predictions(session.results_dir, runs["both"].run_id)
+    a = load_predictions(session.results_dir, runs["tabular"].run_id)
+    b = load_predictions(session.results_dir, runs["both"].run_id)
     b_rows = {key: i for i, key in enumerate(b.keys)}
     order = [b_rows[key] for key in a.keys]
     expected = stats.mcnemar(correct_per_clip(a.probs, a.targets),
@@ -82,20 +84,20 @@ def test_compare_is_mcnemar_on_the_saved_per_clip_results(ablation):
 def test_ensemble_accuracy_equals_the_average_of_the_two_saved_probability_arrays(ablation):
     session, records, _ = ablation
     runs = by_features(records)
-    pair = approaches.default_ensemble_members(results.load_history(session.results_dir).records)
+    pair = approaches.default_ensemble_members(load_history(session.results_dir).records)
     assert pair == [runs["embeddings"].run_id, runs["tabular"].run_id]
 
     record = approaches.ensemble(session.results_dir, pair)
 
-    a, b = (results.load_predictions(session.results_dir, run_id) for run_id in pair)
+    a, b = (load_predictions(session.results_dir, run_id) for run_id in pair)
     b_rows = {key: i for i, key in enumerate(b.keys)}
     order = [b_rows[key] for key in a.keys]
     by_hand = (((a.probs + b.probs[order]) / 2).argmax(axis=1) == a.targets).mean()
     assert record.metrics["val_accuracy"] == pytest.approx(by_hand)
     assert record.metrics["ci_low"] < by_hand < record.metrics["ci_high"]
     assert record.split_id == runs["both"].split_id and record.config["members"] == pair
-    assert results.load_history(session.results_dir).records[-1].run_id == record.run_id
-    saved = results.load_predictions(session.results_dir, record.run_id)
+    assert load_history(session.results_dir).records[-1].run_id == record.run_id
+    saved = load_predictions(session.results_dir, record.run_id)
     assert (saved.probs.argmax(axis=1) == saved.targets).mean() == pytest.approx(by_hand)
 
 
@@ -123,7 +125,7 @@ def test_runs_on_different_splits_are_refused(ablation, small_demo):
 
 def test_runs_are_found_by_id_start_or_approach_name(ablation):
     session, records, _ = ablation
-    history = results.load_history(session.results_dir).records
+    history = load_history(session.results_dir).records
     both = by_features(records)["both"]
     assert approaches.find_run(history, both.run_id) == both
     assert approaches.find_run(history, both.run_id[:-1]) == both
@@ -211,7 +213,7 @@ def test_kfold_and_queue_stop_on_cancel(small_demo, tmp_path):
     with pytest.raises(Cancelled):
         approaches.kfold(session, config, cancel=cancel)
     assert approaches.run_queue(session, [config], cancel=cancel) == []
-    assert results.load_history(tmp_path / "results").records == []
+    assert load_history(tmp_path / "results").records == []
 
 
 def test_queue_goes_on_after_a_failed_run(small_demo, tmp_path):
@@ -221,7 +223,7 @@ def test_queue_goes_on_after_a_failed_run(small_demo, tmp_path):
     finished = approaches.run_queue(session, configs)
     assert [r.config["features"] for r in finished] == ["both"]
     assert any(isinstance(e, RunFailed) and "zzz_" in e.message for e in events)
-    assert [r.status for r in results.load_history(tmp_path / "results").records] == ["failed", "finished"]
+    assert [r.status for r in load_history(tmp_path / "results").records] == ["failed", "finished"]
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import results
 from engine.errors import StorageError
+from engine.store.history import load_history
+from engine.store.models import load_model
 
 QUICK_RUN = ("--epochs", "1", "--lr", "1e-3", "--bs", "16")
 
@@ -261,7 +262,7 @@ def test_a_run_refused_for_its_data_is_recorded_as_failed_with_the_message(vggta
     no_labels_column(inputs)
     outcome = vggtab(inputs)
 
-    [record] = results.load_history(inputs.folder / "results").records
+    [record] = load_history(inputs.folder / "results").records
     assert record.status == "failed" and record.message in outcome.err
     assert "Run failed (recorded in the history)." in outcome.out
 
@@ -311,7 +312,7 @@ def test_an_unwritable_or_full_results_disk_loses_nothing_saved_before(vggtab, i
         assert fragment in outcome.err
     assert "Run failed (not recorded: the history could not be written)." in outcome.out
     assert saved_files(inputs.folder) == before
-    assert [r.status for r in results.load_history(inputs.folder / "results").records] == ["finished"]
+    assert [r.status for r in load_history(inputs.folder / "results").records] == ["finished"]
 
 
 # ------------------------------------------------------------------------------ models from elsewhere
@@ -326,4 +327,4 @@ def test_a_model_file_from_another_tool_is_refused_by_name(tmp_path, name, conte
     models.mkdir()
     (models / name).write_bytes(content)
     with pytest.raises(StorageError, match=rf"{name} is not a vggtab model\.\nPick a file that vggtab saved"):
-        results.load_model(models / name, models_dir=models)
+        load_model(models / name, models_dir=models)

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from engine import approaches, baselines, results
+from engine import approaches, baselines
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
 from engine.evaluate import diagnose
 from engine.events import BatchEnded, EpochEnded, LRFinderReady, RunCancelled, RunFinished, StageDone
+from engine.store.history import load_history
+from engine.store.models import load_model
+from engine.store.predictions import load_predictions
 
 
 @pytest.fixture
@@ -32,13 +35,13 @@ def test_each_baseline_runs_through_the_session_well_above_random(session, confi
         assert record.model_path == "" and not (tmp_path / "models").exists()
     else:
         assert record.model_path.startswith(str(tmp_path / "models")) and Path(record.model_path).is_file()
-        assert isinstance(results.load_model(record.model_path, models_dir=tmp_path / "models"),
+        assert isinstance(load_model(record.model_path, models_dir=tmp_path / "models"),
                           baselines.SavedBaseline)
         assert list(approaches.group_importance(session, record)) == ["emb", "stft", "mel", "cqt"]
-    saved = results.load_predictions(tmp_path / "results", record.run_id)
+    saved = load_predictions(tmp_path / "results", record.run_id)
     assert np.allclose(saved.probs.sum(axis=1), 1, atol=1e-5)
     assert (saved.probs.argmax(axis=1) == saved.targets).mean() == pytest.approx(metrics["val_accuracy"])
-    assert [r.run_id for r in results.load_history(tmp_path / "results").records] == [record.run_id]
+    assert [r.run_id for r in load_history(tmp_path / "results").records] == [record.run_id]
     kinds = {type(e) for e in session.events}
     assert RunFinished in kinds and not kinds & {LRFinderReady, EpochEnded}
     assert any(isinstance(e, StageDone) and e.stage == "fit" for e in session.events)
@@ -60,7 +63,7 @@ def test_diagnosis_advice_fits_the_model():
 def test_same_config_and_seed_give_the_same_predictions(session, config, tmp_path):
     first = session.train(config.with_(model="random_forest"))
     second = session.train(config.with_(model="random_forest"))
-    a, b = (results.load_predictions(tmp_path / "results", r.run_id).probs for r in (first, second))
+    a, b = (load_predictions(tmp_path / "results", r.run_id).probs for r in (first, second))
     assert np.array_equal(a, b)
 
 
@@ -99,4 +102,4 @@ def test_a_cancel_before_the_fit_is_recorded_as_cancelled(session, config, tmp_p
         session.train(config.with_(model="random_forest"), cancel=cancel)
     cancelled = [e for e in session.events if isinstance(e, RunCancelled)]
     assert cancelled and cancelled[0].record.message == "Cancelled before the random_forest fit finished."
-    assert [r.status for r in results.load_history(tmp_path / "results").records] == ["cancelled"]
+    assert [r.status for r in load_history(tmp_path / "results").records] == ["cancelled"]

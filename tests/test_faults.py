@@ -17,12 +17,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine import pipeline, results
+from engine import pipeline
 from engine.cli import EXIT_BUG, EXIT_CANCELLED
 from engine.config import RunConfig
 from engine.errors import Cancelled
 from engine.events import BatchEnded, RunCancelled, RunFailed
 from engine.pipeline import Session
+from engine.store.history import history_path, load_history
+from engine.store.models import load_model
 
 PROCESS_TIMEOUT = 300  # a guard against a hung child, not a speed assertion
 ENDLESS = "100000"  # epochs: the run is surely still training when it is signalled or killed
@@ -57,7 +59,7 @@ def test_an_exception_inside_training_is_reported_recorded_as_failed_and_re_rais
     failed = events[-1]
     assert isinstance(failed, RunFailed)
     assert failed.message.startswith("Unexpected RuntimeError: ") and "the progress bar broke" in failed.message
-    [record] = results.load_history(tmp_path / "results").records
+    [record] = load_history(tmp_path / "results").records
     assert failed.record == record and record.status == "failed" and record.message == failed.message
     assert saved_files(tmp_path, "*.pkl") == []
 
@@ -82,7 +84,7 @@ def test_the_cli_tells_a_bug_in_one_paragraph_and_keeps_the_traceback_in_a_log(t
     [log] = tmp_path.glob("vggtab-error-*.log")
     assert str(log) in outcome.err
     assert "Traceback" in log.read_text() and "def crash" not in outcome.err and "in crash" in log.read_text()
-    [record] = results.load_history(tmp_path / "results").records
+    [record] = load_history(tmp_path / "results").records
     assert record.status == "failed" and "ZeroDivisionError" in record.message
 
 
@@ -100,7 +102,7 @@ def test_cancel_mid_epoch_stops_at_the_next_batch_and_records_the_run(tmp_path, 
     assert [(e.epoch, e.batch) for e in events if isinstance(e, BatchEnded)] == [(0, 1), (0, 2)]
     cancelled = events[-1]
     assert isinstance(cancelled, RunCancelled) and cancelled.epochs_done == 0
-    [record] = results.load_history(tmp_path / "results").records
+    [record] = load_history(tmp_path / "results").records
     assert record == cancelled.record
     assert record.status == "cancelled" and record.history == () and record.message == "Cancelled after 0 of 5 epochs."
     assert saved_files(tmp_path, "*.pkl") + saved_files(tmp_path, "*.csv") == []
@@ -119,7 +121,7 @@ def test_two_runs_of_one_approach_in_the_same_second_keep_both_models_and_csvs(t
     assert first.approach == second.approach
     assert len({first.model_path, second.model_path}) == 2 and len({first.results_csv, second.results_csv}) == 2
     for record, seed in ((first, 1), (second, 2)):
-        model = results.load_model(record.model_path, models_dir=tmp_path / "models")
+        model = load_model(record.model_path, models_dir=tmp_path / "models")
         assert model.vggtab.config["seed"] == seed
         assert pd.read_csv(record.results_csv)["run_id"].tolist() == [record.run_id]
     assert len(saved_files(tmp_path, "*history_*.csv")) == 2
@@ -128,7 +130,7 @@ def test_two_runs_of_one_approach_in_the_same_second_keep_both_models_and_csvs(t
 def test_a_damaged_history_lists_its_good_rows_warns_and_is_never_rewritten(tmp_path, run_cli, config):
     session = session_in(tmp_path)
     first = session.train(config.with_(epochs=1))
-    path = results.history_path(tmp_path / "results")
+    path = history_path(tmp_path / "results")
     whole = path.read_bytes()
     from_an_old_version = {"run_id": "20240101_000000_abcdef", "created": "2024-01-01T00:00:00",
                            "approach": "notebook", "config": {}}  # no status yet
@@ -148,7 +150,7 @@ def test_a_damaged_history_lists_its_good_rows_warns_and_is_never_rewritten(tmp_
 
     second = session.train(config.with_(epochs=1))
     assert path.read_bytes().startswith(damaged)
-    assert [r.run_id for r in results.load_history(tmp_path / "results").records] == [first.run_id, second.run_id]
+    assert [r.run_id for r in load_history(tmp_path / "results").records] == [first.run_id, second.run_id]
 
 
 # ------------------------------------------------------------------------------------- real processes
@@ -194,7 +196,7 @@ def test_sigint_sigterm_and_kill_9_mid_training_keep_the_history_whole(tmp_path,
         assert said, out[-500:]
         cancelled[signum.name] = int(said.group(1))
 
-    history = results.load_history(tmp_path / "results")
+    history = load_history(tmp_path / "results")
     assert history.warnings == []
     assert history.records[0] == finished
     later = {r.approach: r for r in history.records[1:]}
@@ -208,4 +210,4 @@ def test_sigint_sigterm_and_kill_9_mid_training_keep_the_history_whole(tmp_path,
     assert saved_files(tmp_path, "*.pkl") == [tmp_path / finished.model_path]
     assert saved_files(tmp_path, "*.csv") == sorted(finished_csvs)
     assert list(tmp_path.glob("models/.*")) + list(tmp_path.glob("results/.*")) == []
-    assert results.load_model(tmp_path / finished.model_path, models_dir=tmp_path / "models").vggtab.classes
+    assert load_model(tmp_path / finished.model_path, models_dir=tmp_path / "models").vggtab.classes

@@ -6,12 +6,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, precision_score, recall_score
 
-from engine import results
+
 from engine.config import RunConfig
 from engine.evaluate import evaluate, one_hot
 from engine.events import EpochEnded, RunFinished
 from engine.pipeline import Session
 from engine.stats import lwlrap
+from engine.store.history import load_history
+from engine.store.predictions import load_predictions
 
 NOTEBOOK_FAILURE = 0.0167  # the user's "VGGish Multi-label: 1.67 %"
 
@@ -46,7 +48,7 @@ def demo_labels(small_demo):
 
 def test_both_modes_finish_and_carry_lwlrap_in_the_history(runs):
     session, finished = runs
-    records = {r.config["label_mode"]: r for r in results.load_history(session.results_dir).records}
+    records = {r.config["label_mode"]: r for r in load_history(session.results_dir).records}
     assert set(records) == {"multi", "single"}
     for mode, record in records.items():
         assert isinstance(finished[mode], RunFinished) and record.status == "finished"
@@ -89,7 +91,7 @@ def test_multi_label_lwlrap_is_far_above_chance_and_the_notebooks_failure(runs):
 def test_evaluation_lwlrap_equals_stats_lwlrap_on_the_saved_predictions(runs, mode):
     session, finished = runs
     record, evaluation = finished[mode].record, finished[mode].evaluation
-    saved = results.load_predictions(session.results_dir, record.run_id)
+    saved = load_predictions(session.results_dir, record.run_id)
     truth = one_hot(saved.targets, len(saved.classes))
     assert evaluation.lwlrap == lwlrap(truth, saved.probs) == record.metrics["lwlrap"]
     assert saved.probs.shape == truth.shape == (evaluation.n_valid, len(saved.classes))
@@ -99,7 +101,7 @@ def test_evaluation_lwlrap_equals_stats_lwlrap_on_the_saved_predictions(runs, mo
 def test_mean_average_precision_and_precision_recall_match_scikit_learn(runs, mode):
     session, finished = runs
     evaluation = finished[mode].evaluation
-    saved = results.load_predictions(session.results_dir, finished[mode].record.run_id)
+    saved = load_predictions(session.results_dir, finished[mode].record.run_id)
     truth = one_hot(saved.targets, len(saved.classes))
     present = truth.any(axis=0)
     per_class_ap = [average_precision_score(truth[:, c], saved.probs[:, c]) for c in np.flatnonzero(present)]

@@ -9,6 +9,8 @@ import pytest
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
 from engine.events import BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFinished
+from engine.store.history import load_history
+from engine.store.predictions import load_predictions
 
 NOTEBOOK_COLUMNS = ["timestamp", "model", "features", "vggish_features", "tabular_features", "num_classes",
                     "train_samples", "val_samples", "epochs", "learning_rate", "training_time_sec", "val_accuracy",
@@ -94,8 +96,7 @@ def test_training_learns_saves_and_records(session, config, tmp_path):
     assert set(NOTEBOOK_COLUMNS) <= set(results_csv.columns)
     assert results_csv["val_accuracy"].iloc[0] == pytest.approx(evaluation.accuracy)
 
-    from engine import results
-    history = results.load_history(tmp_path / "results")
+    history = load_history(tmp_path / "results")
     assert [r.run_id for r in history.records] == [record.run_id]
 
 
@@ -103,7 +104,6 @@ def test_exported_model_reloads_and_predicts_the_same_classes(session, config):
     from fastai.learner import load_learner
 
     from engine.model import predict_proba
-    from engine.results import load_predictions
     record = session.train(config.with_(lr=3e-3, epochs=2))
     prepared = session.prepare(config)
 
@@ -135,8 +135,7 @@ def test_cancel_stops_between_batches_and_is_recorded(session, config, tmp_path)
 
     assert isinstance(session.events[-1], RunCancelled) and session.events[-1].epochs_done == 1
     assert not list((tmp_path / "models").glob("*.pkl"))
-    from engine import results
-    [record] = results.load_history(tmp_path / "results").records
+    [record] = load_history(tmp_path / "results").records
     assert record.status == "cancelled" and len(record.history) == 1
 
 

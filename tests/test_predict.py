@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import cli, results
+from engine import cli
 from engine.config import RunConfig
 from engine.errors import InputError, StorageError
 from engine.pipeline import Session
 from engine.predict import predict_files, write_submission
+from engine.store.models import export_model, load_model
+from engine.store.predictions import load_predictions
 
 TEXT = {"fname": str, "file": str, "labels": str}
 RUNS = {"single": dict(label_mode="single"), "multi": dict(label_mode="multi"),
@@ -54,7 +56,7 @@ def test_submission_on_the_demo_test_files_has_every_clip_and_the_models_classes
     path = write_submission(prediction, tmp_path / "out" / "submission.csv")
 
     submission = pd.read_csv(path, dtype={"fname": str})
-    classes = results.load_model(models[name][0].model_path, models_dir=models[name][1]).vggtab.classes
+    classes = load_model(models[name][0].model_path, models_dir=models[name][1]).vggtab.classes
     assert list(submission.columns) == ["fname", *classes]
     assert sorted(submission["fname"]) == sorted(set(embeddings["fname"]) & set(tabular["file"]))
     assert len(submission) == len(embeddings) and prediction.dropped == ()
@@ -85,7 +87,7 @@ def test_rows_the_audit_drops_are_listed_and_unmatched_clips_warned(models, test
 def test_probabilities_equal_the_training_runs_for_the_same_clips(models, name, small_demo):
     record, _, results_dir = models[name]
     prediction = predict(models, name, small_demo.embeddings, small_demo.tabular)
-    saved = results.load_predictions(results_dir, record.run_id)
+    saved = load_predictions(results_dir, record.run_id)
 
     by_clip = prediction.frame.set_index("fname")
     assert list(by_clip.columns) == list(saved.classes)
@@ -131,7 +133,7 @@ def test_a_fastai_model_vggtab_did_not_train_is_refused(tmp_path, small_demo):
     x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     y = np.arange(40) % 2
     learner = build_learner(x, y, x, y, n_classes=2, layers=(4,), ps=0.0, wd=0.0, bs=8, seed=0)
-    path = results.export_model(learner, tmp_path / "models" / "plain.pkl")
+    path = export_model(learner, tmp_path / "models" / "plain.pkl")
     with pytest.raises(StorageError, match="vggtab did not train"):
         predict_files(path, small_demo.test_embeddings, small_demo.test_tabular, models_dir=tmp_path / "models")
 

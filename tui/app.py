@@ -227,7 +227,7 @@ class MainScreen(Screen):
 
     @work(thread=True, group="history", exit_on_error=False)
     def load_history(self):
-        from engine.results import load_history
+        from engine.store.history import load_history
         return load_history(self.results_dir)
 
     @work(thread=True, group=RESULTS_GROUP, exit_on_error=False)
@@ -474,7 +474,7 @@ class MainScreen(Screen):
         records, results_dir = self.results_panel.visible_records(), self.results_dir
 
         def step():
-            from engine.results import export_table
+            from engine.store.tables import export_table
             folder = Path(results_dir)
             return [export_table(records, folder / name, fmt) for name, fmt in (("table.csv", "csv"),
                                                                                  ("table.md", "markdown"))]
@@ -499,7 +499,7 @@ class MainScreen(Screen):
 
         def step():
             from engine.predict import predict_files, write_submission
-            from engine.results import safe_name
+            from engine.store.names import safe_name
             out = results_dir / f"submission_{safe_name(record.approach)}.csv"  # a named run may hold spaces
             prediction = predict_files(record.model_path, embeddings, tabular, models_dir=models_dir)
             return prediction, write_submission(prediction, out)

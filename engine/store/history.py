@@ -1,0 +1,171 @@
+"""results/history.jsonl: one JSON line per run, appended under a lock, read back line by line.
+
+Why a JSON-lines file and not SQLite: it is human-readable, greppable and diffable, and append-only means a
+crash can at worst tear the last line, which `load_history` skips.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import typing
+from contextlib import contextmanager
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from engine.errors import StorageError
+from engine.events import RunRecord
+from engine.store.files import fsync_folder, make_folder, storage_error
+
+HISTORY_FILE = "history.jsonl"
+HISTORY_LOCK = "history.lock"
+SCHEMA = 1
+LOCK_TIMEOUT_SECONDS = 60  # an append takes milliseconds; a holder this slow is stuck
+
+
+@dataclass(frozen=True)
+class HistoryLoad:
+    records: list[RunRecord]
+    warnings: list[str]  # one per skipped line, naming its number
+
+
+def history_path(results_dir) -> Path:
+    return Path(results_dir) / HISTORY_FILE
+
+
+@contextmanager
+def _history_lock(results_dir: Path, *, writing: bool):
+    """A lock file beside the history, so readers never see a line while a writer is adding it.
+
+    A reader that cannot make the lock file (a read-only copy of a results folder) reads without it: nothing
+    can be appending there either.
+    """
+    lock = FileLock(results_dir / HISTORY_LOCK, timeout=LOCK_TIMEOUT_SECONDS)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StorageError(f"Another vggtab process has held {lock.lock_file} for {LOCK_TIMEOUT_SECONDS} s.",
+                           hint="Wait for it to finish, or stop it if it hangs.") from None
+    except OSError:
+        if writing:
+            raise
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def append_record(results_dir, record: RunRecord) -> Path:
+    """Add one run to results/history.jsonl.
+
+    The lock makes concurrent writers (two app instances, an app and a CLI run) safe: each line goes out in
+    one `os.write` on an O_APPEND descriptor and is fsynced before the lock is released.
+    """
+    results_dir = make_folder(results_dir)
+    path = history_path(results_dir)
+    line = (json.dumps(_strict_json({**asdict(record), "schema": SCHEMA}), ensure_ascii=False,
+                       default=_json_default) + "\n").encode("utf-8")
+    try:
+        with _history_lock(results_dir, writing=True):
+            created = not path.exists()
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a killed writer left a torn line: start on a fresh one
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "the disk took only part of the line")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                fsync_folder(path)
+    except OSError as exc:
+        raise storage_error(exc, path, "append to") from exc
+    return path
+
+
+def _strict_json(value):
+    """NaN and infinity become null so every line is strict JSON (jq, other languages)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
+    if isinstance(value, np.generic):
+        return _strict_json(value.item())
+    return value
+
+
+def _json_default(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return _strict_json(value.tolist())
+    raise TypeError(f"{type(value).__name__} cannot be stored in the history")
+
+
+def load_history(results_dir) -> HistoryLoad:
+    """Every readable run in results/history.jsonl, oldest first; never rewrites the file.
+
+    A torn or garbled line, or a row from another version that cannot become a RunRecord, is skipped
+    with a warning naming its line number. Unknown keys are ignored; missing optional keys default.
+    """
+    results_dir = Path(results_dir)
+    path = history_path(results_dir)
+    if not path.exists():
+        return HistoryLoad([], [])
+    try:
+        with _history_lock(results_dir, writing=False):
+            data = path.read_bytes()
+    except FileNotFoundError:
+        return HistoryLoad([], [])
+    except OSError as exc:
+        raise storage_error(exc, path, "read") from exc
+    records, warnings = [], []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(record_from_row(json.loads(raw)))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            warnings.append(f"{path} line {number}: skipped, it is not complete JSON (a write cut short?).")
+        except ValueError as exc:
+            warnings.append(f"{path} line {number}: skipped, {exc}.")
+    return HistoryLoad(records, warnings)
+
+
+_RECORD_TYPES = typing.get_type_hints(RunRecord)
+
+
+def record_from_row(row) -> RunRecord:
+    """A RunRecord from one history row; ValueError saying what is wrong if it cannot be one."""
+    if not isinstance(row, dict):
+        raise ValueError(f"it holds a {type(row).__name__}, not a run")
+    values = {}
+    for f in fields(RunRecord):
+        if f.name not in row:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"it has no {f.name!r} (a row from another version?)")
+            continue
+        hint = _RECORD_TYPES[f.name]
+        value, expected = row[f.name], typing.get_origin(hint) or hint
+        if expected is tuple and isinstance(value, list):
+            item_type = typing.get_args(hint)[0]
+            if not all(isinstance(item, item_type) for item in value):
+                raise ValueError(f"its {f.name!r} holds items that are not {item_type.__name__}s")
+            value = tuple(value)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
+            raise ValueError(f"its {f.name!r} is {value!r}, not a {expected.__name__}")
+        values[f.name] = value
+    return RunRecord(**values)
