@@ -13,8 +13,6 @@ are better, as in the user's data. Multi-label clips mix their classes' centres,
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,7 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.errors import ConfigError, StorageError
+from engine.store.files import atomic_write
 
+OUT_FLAG = "--out"  # the option that picks the demo's folder
 CLASS_NAMES = (
     "Accelerating_and_revving_and_vroom", "Accordion", "Acoustic_guitar", "Applause", "Bark", "Bass_drum",
     "Bass_guitar", "Bicycle_bell", "Burping_and_eructation", "Bus", "Buzz", "Car_passing_by", "Cheering",
@@ -314,13 +314,10 @@ def _write_csv(path: Path, columns: dict[str, np.ndarray | pa.Array]) -> None:
     lines = pc.binary_join_element_wise(rows, "", "\n")
     _, offsets, data = lines.buffers()
     bounds = np.frombuffer(offsets, dtype=np.int32)[lines.offset: lines.offset + len(lines) + 1]
-    # A unique temp name beside the target, created with the usual permissions, then renamed over it.
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as handle:
+
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as handle:
             handle.write((",".join(columns) + "\n").encode())
             handle.write(memoryview(data)[bounds[0]: bounds[-1]])
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write, flag=OUT_FLAG)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from engine.errors import InputError
+from engine.errors import InputError, StorageError
+from engine.store.files import TEMP_SUFFIX, atomic_write
 from engine.text import name_list
 
 CACHE_DIR_ENV = "VGGTAB_CACHE_DIR"
@@ -238,18 +238,13 @@ def _write_cache_niced(table: pa.Table, cache: Path) -> None:
 
 
 def _write_cache(table: pa.Table, cache: Path) -> None:
-    """Atomic (temp file + rename), and never fatal: the cache only saves time."""
+    """Atomic, and never fatal: the cache only saves time. Not fsynced: a copy torn by a power cut reads as
+    damaged and the CSV is parsed again."""
     try:
-        handle, temp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp")
-        os.close(handle)
-        try:
-            feather.write_feather(table, temp, compression="uncompressed")
-            os.replace(temp, cache)
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
+        atomic_write(cache, lambda temp: feather.write_feather(table, temp, compression="uncompressed"),
+                     durable=False)
         _remove_stale(cache)
-    except (OSError, pa.ArrowException):
+    except (OSError, StorageError, pa.ArrowException):
         pass
 
 
@@ -258,10 +253,11 @@ def _remove_stale(cache: Path) -> None:
     temp files of the same file that a killed process left (old enough not to be another process's write)."""
     same_source = cache.name.rsplit("-", 1)[0] + "-"
     for other in cache.parent.iterdir():
-        if other == cache or not other.name.startswith(same_source):
+        if other == cache:
             continue
-        if other.suffix in (CACHE_SUFFIX, ".parquet") or (
-                other.suffix == ".tmp" and time.time() - other.stat().st_mtime > ABANDONED_TEMP_SECONDS):
+        if other.name.startswith(same_source) and other.suffix in (CACHE_SUFFIX, ".parquet") or (
+                other.name.startswith(f".{same_source}") and other.suffix == TEMP_SUFFIX
+                and time.time() - other.stat().st_mtime > ABANDONED_TEMP_SECONDS):
             other.unlink(missing_ok=True)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.load import load_table, wait_for_cache_writes
+from engine.store.files import temp_name
 
 
 def write_csv(path, text: str):
@@ -69,8 +70,7 @@ def test_a_killed_writers_temp_file_is_removed_but_a_fresh_one_is_not(csv_file, 
     load_table(csv_file, cache_dir=cache)
     wait_for_cache_writes()
     (cached_file,) = cache.glob("*.arrow")
-    prefix = cached_file.name.rsplit("-", 1)[0]
-    abandoned, in_progress = cache / f"{prefix}-old123.tmp", cache / f"{prefix}-new456.tmp"
+    abandoned, in_progress = temp_name(cached_file), temp_name(cached_file)
     abandoned.write_bytes(b"half a table")
     in_progress.write_bytes(b"being written")
     os.utime(abandoned, (1, 1))

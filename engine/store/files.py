@@ -43,7 +43,8 @@ def temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
-def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLAG, replace: bool = True) -> Path:
+def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLAG, replace: bool = True,
+                 durable: bool = True) -> Path:
     """Write `path` completely or not at all.
 
     `write(tmp)` fills a hidden temp file in the same folder; it is fsynced, renamed over `path` and the
@@ -51,7 +52,8 @@ def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLA
     and an existing `path` is left as it was. `write` must write to exactly the name it is given (pass
     numpy an open file: `np.savez` would add a suffix to a bare name). With `replace=False` an existing
     `path` is never overwritten, even by another process writing the same name at the same moment: NameTaken.
-    OSErrors become StorageErrors naming the folder and `flag`.
+    OSErrors become StorageErrors naming the folder and `flag`. `durable=False` skips the fsyncs, for files
+    that only save time (a cache a power cut may lose, and that is checked when read).
     """
     path = Path(path)
     tmp = temp_name(path)
@@ -61,7 +63,8 @@ def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLA
         raise storage_error(exc, path, "write", flag) from exc
     try:
         write(tmp)
-        fsync_file(tmp)
+        if durable:
+            fsync_file(tmp)
         if replace:
             os.replace(tmp, path)
         else:
@@ -71,7 +74,8 @@ def atomic_write(path, write: Callable[[Path], None], *, flag: str = RESULTS_FLA
         if isinstance(exc, OSError):
             raise storage_error(exc, path, "write", flag) from exc
         raise
-    fsync_folder(path, flag)
+    if durable:
+        fsync_folder(path, flag)
     return path
 
 
