@@ -292,17 +292,20 @@ def test_run_ids_sort_by_time_and_differ():
     assert re.fullmatch(r"\d{8}_\d{6}", timestamp()) and first[:15] <= timestamp()
 
 
-def test_export_table_as_csv_and_markdown(tmp_path):
-    records = [make_record(0), make_record(1, approach="emb | only", metrics={})]
+def test_export_table_as_csv_and_markdown_keeps_each_runs_status(tmp_path):
+    records = [make_record(0), make_record(1, approach="emb | only", status="cancelled", metrics={})]
     rows = read_csv_rows(export_table(records, tmp_path / "out" / "table.csv", "csv"))
-    assert [r["approach"] for r in rows] == ["both_200-100", "emb | only"]
+    assert [(r["approach"], r["status"]) for r in rows] == [("both_200-100", "finished"), ("emb | only", "cancelled")]
     assert float(rows[0]["val_accuracy"]) == 0.81 and float(rows[0]["ci_low"]) == 0.78
     assert rows[1]["val_accuracy"] == "" and rows[0]["layers"] == "200-100"
 
     markdown = export_table(records, tmp_path / "table.md", "markdown").read_text().splitlines()
-    assert len(markdown) == 4 and markdown[0].startswith("| approach |")
-    assert "81.00%" in markdown[2] and "78.0%–84.0%" in markdown[2] and "553,678" in markdown[2]
-    assert "emb \\| only" in markdown[3] and markdown[3].count(" | ") == markdown[0].count(" | ")
+    assert len(markdown) == 4 and markdown[0].startswith("| approach | status |")
+    assert "| finished |" in markdown[2] and "81.00%" in markdown[2] and "78.0%–84.0%" in markdown[2]
+    assert "553,678" in markdown[2]
+    cancelled = [cell.strip() for cell in markdown[3].split(" | ")]
+    assert cancelled[:2] == ["| emb \\| only", "cancelled"] and cancelled[6:9] == ["–", "–", "–"]
+    assert "| |" not in markdown[3] and markdown[3].count(" | ") == markdown[0].count(" | ")
 
 
 def test_export_table_refuses_an_unknown_format(tmp_path):

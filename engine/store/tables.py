@@ -24,8 +24,11 @@ RESULTS_COLUMNS = (
     "random_baseline", "majority_baseline", "lwlrap", "split_id", "model_path",
 )
 EPOCH_COLUMNS = ("epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "seconds")
-TABLE_COLUMNS = ("approach", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
+TABLE_COLUMNS = ("approach", "status", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
                  "error_rate", "lwlrap", "train_seconds", "num_params", "created")
+MARKDOWN_HEADER = ("approach", "status", "features", "layers", "lr", "epochs", "val accuracy", "95 % CI",
+                   "error rate", "lwlrap", "train s", "params", "created")
+NO_VALUE = "–"  # a Markdown cell with nothing to show: a failed or cancelled run has no accuracy
 
 
 def write_run_csvs(results_dir, record: RunRecord) -> tuple[Path, Path]:
@@ -107,6 +110,7 @@ def table_row(record: RunRecord) -> dict:
     config, metrics = record.config, record.metrics
     return {
         "approach": record.approach,
+        "status": record.status,
         "features": config.get("features", ""),
         "layers": _mlp_layers(config) or config.get("model", ""),
         "lr": metrics.get("learning_rate", config.get("lr")),
@@ -123,7 +127,8 @@ def table_row(record: RunRecord) -> dict:
 
 
 def export_table(records: Iterable[RunRecord], path, fmt: str) -> Path:
-    """Write the comparison table as "csv" (numbers as stored) or "markdown" (rounded for reading)."""
+    """Write the comparison table as "csv" (numbers as stored, empty where a run has none) or "markdown"
+    (rounded for reading, NO_VALUE where a run has none); both keep each run's status."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"Export format {fmt!r} is not known.", hint=f"Use one of {', '.join(EXPORT_FORMATS)}.")
     rows = [table_row(record) for record in records]
@@ -138,16 +143,14 @@ def export_table(records: Iterable[RunRecord], path, fmt: str) -> Path:
 
 
 def _markdown_table(rows: list[dict]) -> str:
-    header = ("approach", "features", "layers", "lr", "epochs", "val accuracy", "95 % CI", "error rate",
-              "lwlrap", "train s", "params", "created")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(MARKDOWN_HEADER) + " |", "|" + "|".join("---" for _ in MARKDOWN_HEADER) + "|"]
     for row in rows:
-        cells = (row["approach"], row["features"], row["layers"], _number(row["lr"], ".2g"),
+        cells = (row["approach"], row["status"], row["features"], row["layers"], _number(row["lr"], ".2g"),
                  _number(row["epochs"], "d"), _number(row["val_accuracy"], ".2%"),
                  interval_text(row["ci_low"], row["ci_high"]),
                  _number(row["error_rate"], ".2%"), _number(row["lwlrap"], ".3f"), _number(row["train_seconds"], ".1f"),
                  _number(row["num_params"], ","), row["created"])
-        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
+        lines.append("| " + " | ".join(str(cell or NO_VALUE).replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
