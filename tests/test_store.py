@@ -5,7 +5,9 @@ import multiprocessing
 import os
 import pickle
 import re
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -387,3 +389,38 @@ def test_load_model_refuses_files_that_are_not_models(tmp_path, tiny_learner):
             load_model(models / name, models_dir=models)
     with pytest.raises(StorageError, match="does not exist"):
         load_model(models / "absent.pkl", models_dir=models)
+
+
+# ------------------------------------------------------------------------- folders written by v0.1.0
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_history_written_by_the_first_version_loads_unchanged(tmp_path, run_cli):
+    """history_v0.1.0.jsonl is verbatim what vggtab 0.1.0 wrote: an MLP run, a logreg baseline, a failed run,
+    a cancelled run and an ensemble of the first two."""
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(FIXTURES / "history_v0.1.0.jsonl", results / HISTORY_FILE)
+    before = (results / HISTORY_FILE).read_bytes()
+
+    loaded = load_history(results)
+
+    assert loaded.warnings == []
+    assert [(r.status, r.approach) for r in loaded.records] == [
+        ("finished", "both_200-100"), ("finished", "both_logreg"), ("failed", "both_200-100"),
+        ("cancelled", "cancelled-run"), ("finished", "ensemble(both_200-100 + both_logreg)")]
+    mlp, logreg, failed, cancelled, ensemble = loaded.records
+    assert mlp.metrics["val_accuracy"] == 0.3 and mlp.metrics["learning_rate"] == 0.001
+    assert mlp.config["layers"] == [200, 100] and mlp.num_params == 50_698 and len(mlp.history) == 2
+    assert mlp.history[1]["valid_loss"] == pytest.approx(1.7410748)
+    assert logreg.config["model"] == "logreg" and logreg.metrics["val_accuracy"] == 0.8
+    assert failed.message.startswith("Batch size 1000 is larger than the 39 train rows.")
+    assert cancelled.message == "Cancelled after 2 of 3000 epochs." and len(cancelled.history) == 2
+    assert ensemble.config["members"] == [mlp.run_id, logreg.run_id] and ensemble.split_id == mlp.split_id
+
+    listing = run_cli("results", "--results-dir", str(results))
+    assert listing.code == 0 and listing.err == ""
+    assert [line.split()[1] for line in listing.out.splitlines()[1:]] == [
+        "finished", "finished", "failed", "cancelled", "finished"]
+    assert (results / HISTORY_FILE).read_bytes() == before
