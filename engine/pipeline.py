@@ -79,6 +79,11 @@ def split_key(config: RunConfig) -> tuple:
     return data_key(config) + (config.valid_pct, config.split_seed, config.fold, config.n_folds)
 
 
+def input_identity(config: RunConfig) -> tuple[str, str]:
+    """Both files' content fingerprints: an edit that keeps a file's size and mtime still changes them."""
+    return load.fingerprint(config.embeddings), load.fingerprint(config.tabular)
+
+
 def features_key(config: RunConfig) -> tuple:
     return split_key(config) + (config.prefixes, config.select_k, config.select_method, config.pca)
 
@@ -86,14 +91,6 @@ def features_key(config: RunConfig) -> tuple:
 def model_key(config: RunConfig) -> tuple:
     return features_key(config) + (config.model, config.layers, config.ps, config.wd, config.bs, config.seed,
                                    config.sampling)
-
-
-def file_stamp(path: str) -> tuple:
-    try:
-        stat = Path(path).stat()
-        return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-    except OSError:
-        return (path,)  # load_table raises the specific error
 
 
 class Session:
@@ -134,7 +131,7 @@ class Session:
         return table
 
     def clean_data(self, config: RunConfig) -> CleanData:
-        key = data_key(config) + (file_stamp(config.embeddings), file_stamp(config.tabular))
+        key = data_key(config) + input_identity(config)
         if key not in self._clean:
             self._clean = {key: self._build_clean(config)}  # keep one dataset in memory, not every one seen
         return self._clean[key]
@@ -166,7 +163,7 @@ class Session:
         """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised
         (with announce=False only when the data was not prepared before, so a run prints its summary once)."""
         with self._lock:
-            key = features_key(config) + (file_stamp(config.embeddings), file_stamp(config.tabular))
+            key = features_key(config) + input_identity(config)
             announce = announce or key not in self._prepared
             if key not in self._prepared:
                 # Keep the prepared feature sets of this dataset only: each holds a copy of the features.

@@ -1,7 +1,10 @@
 """Shared fixtures: small generated demo sets, and a private load cache for every test."""
 
+import shutil
 import signal
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,16 @@ SMALL_BINS = {"stft": 12, "mel": 8, "cqt": 6}
 SMALL_DEMO = dict(n_tabular=700, n_embeddings=520, n_classes=8, n_test=50, bins=SMALL_BINS)
 # For property-style tests that only need the shape of the data.
 TINY_DEMO = dict(n_tabular=80, n_embeddings=60, n_classes=6, n_test=10, bins={"stft": 4, "mel": 3, "cqt": 2})
+
+
+def edit_keeping_size_and_mtime(path: Path, old: str, new: str) -> None:
+    """A user's in-place edit with the file's mtime put back: `sed -i s/old/new/` then `touch -r` from a copy."""
+    assert len(old) == len(new)
+    reference = path.with_name(path.name + ".mtime-reference")
+    shutil.copy2(path, reference)
+    subprocess.run(["sed", "-i", f"s/{old}/{new}/", str(path)], check=True)
+    subprocess.run(["touch", "-r", str(reference), str(path)], check=True)
+    reference.unlink()
 
 
 @pytest.fixture(scope="session")

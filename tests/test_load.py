@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from engine.errors import InputError
-from engine.load import load_table, wait_for_cache_writes
+from engine.load import fingerprint, load_table, wait_for_cache_writes
 from engine.store.files import temp_name
+from tests.conftest import edit_keeping_size_and_mtime
 
 
 def write_csv(path, text: str):
@@ -57,12 +58,36 @@ def test_changed_file_misses_cache_and_replaces_stale_entry(csv_file, tmp_path):
     cache = tmp_path / "cache"
     load_table(csv_file, cache_dir=cache)
     write_csv(csv_file, "fname,labels,emb_0\nz.wav,Purr,9\n")
-    os.utime(csv_file, ns=(1, 1))  # a different mtime even on coarse-clock file systems
     reloaded = load_table(csv_file, cache_dir=cache)
     assert not reloaded.from_cache
     assert list(reloaded.frame["fname"]) == ["z.wav"]
     wait_for_cache_writes()  # the cache copy is written in the background
     assert len(list(cache.glob("*.arrow"))) == 1
+
+
+def test_an_edit_keeping_size_and_mtime_reloads_the_new_labels(tmp_path):
+    path = write_csv(tmp_path / "emb.csv", "fname,labels,emb_0\na.wav,Yell,1\nb.wav,Bark,2\n")
+    cache = tmp_path / "cache"
+    load_table(path, cache_dir=cache)
+    wait_for_cache_writes()
+    assert load_table(path, cache_dir=cache).from_cache
+    before = path.stat()
+
+    edit_keeping_size_and_mtime(path, ",Yell,", ",Yelp,")
+
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    reloaded = load_table(path, cache_dir=cache)
+    assert not reloaded.from_cache and list(reloaded.frame["labels"]) == ["Yelp", "Bark"]
+
+
+def test_the_fingerprint_follows_content_not_path_or_mtime(tmp_path):
+    one = write_csv(tmp_path / "one.csv", "fname,emb_0\na.wav,1\n")
+    two = write_csv(tmp_path / "two.csv", "fname,emb_0\na.wav,1\n")
+    os.utime(two, ns=(1, 1))
+    assert fingerprint(one) == fingerprint(two)
+    write_csv(two, "fname,emb_0\na.wav,2\n")
+    assert fingerprint(one) != fingerprint(two)
 
 
 def test_a_killed_writers_temp_file_is_removed_but_a_fresh_one_is_not(csv_file, tmp_path):
@@ -74,7 +99,7 @@ def test_a_killed_writers_temp_file_is_removed_but_a_fresh_one_is_not(csv_file, 
     abandoned.write_bytes(b"half a table")
     in_progress.write_bytes(b"being written")
     os.utime(abandoned, (1, 1))
-    os.utime(csv_file, ns=(2, 2))  # a new version of the file: its cache is written again
+    write_csv(csv_file, csv_file.read_text() + "c.wav,Purr,5,6\n")  # a new version: its cache is written again
     load_table(csv_file, cache_dir=cache)
     wait_for_cache_writes()
     assert not abandoned.exists() and in_progress.exists()

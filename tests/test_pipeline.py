@@ -1,5 +1,6 @@
 """The real pipeline end to end on the small generated demo set, checked against pandas computed independently."""
 
+import shutil
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ from engine.errors import Cancelled, ConfigError
 from engine.events import BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFinished
 from engine.store.history import load_history
 from engine.store.predictions import load_predictions
+from tests.conftest import edit_keeping_size_and_mtime
 
 NOTEBOOK_COLUMNS = ["timestamp", "model", "features", "vggish_features", "tabular_features", "num_classes",
                     "train_samples", "val_samples", "epochs", "learning_rate", "training_time_sec", "val_accuracy",
@@ -149,3 +151,18 @@ def test_feature_sets_share_rows_and_split(session, config):
     embeddings_only = session.prepare(config.with_(features="embeddings"))
     assert both.split_id == embeddings_only.split_id
     assert embeddings_only.x_train.shape[1] == 128 < both.x_train.shape[1]
+
+
+def test_an_edit_keeping_size_and_mtime_is_seen_by_a_running_session(session, small_demo, tmp_path, monkeypatch):
+    from engine import load
+    monkeypatch.setattr(load, "SETTLED_NS", 0)  # remember fingerprints at once, as for files untouched for long
+    embeddings = tmp_path / "embeddings.csv"
+    shutil.copy(small_demo.embeddings, embeddings)
+    config = RunConfig(embeddings=str(embeddings), tabular=str(small_demo.tabular))
+    before = session.prepare(config).classes
+    renamed = before[0][:-1] + ("Z" if before[0][-1] != "Z" else "Y")
+
+    edit_keeping_size_and_mtime(embeddings, f",{before[0]},", f",{renamed},")
+
+    after = session.prepare(config).classes
+    assert renamed in after and before[0] not in after
