@@ -162,13 +162,19 @@ def ensemble(results_dir, run_ids, *, name: str | None = None) -> RunRecord:
         approach=name or f"ensemble({' + '.join(r.approach for r in runs)})",
         config={"model": ENSEMBLE_MODEL, "members": [r.run_id for r in runs],
                 "features": "+".join(str(r.config.get("features", "")) for r in runs),
-                "epochs": None, "lr": None},
+                "epochs": None, "lr": None} | same_sweep(runs),
         metrics=metrics, train_seconds=0.0, num_params=sum(r.num_params for r in runs), split_id=runs[0].split_id)
     save_predictions(results_dir, record.run_id, aligned.keys, aligned.classes, probs, aligned.targets)
     results_csv, _ = write_run_csvs(results_dir, record)
     record = replace(record, results_csv=str(results_csv))
     append_record(results_dir, record)
     return record
+
+
+def same_sweep(runs: list[RunRecord]) -> dict:
+    """{"sweep": name} when every member is a run of one sweep, so the ensemble is listed with it."""
+    sweeps = {r.config.get("sweep", "") for r in runs}
+    return {"sweep": sweeps.pop()} if len(sweeps) == 1 and "" not in sweeps else {}
 
 
 def default_ensemble_members(records) -> list[str]:

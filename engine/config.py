@@ -44,6 +44,9 @@ class RunConfig:
     split_seed: int = 42
     fold: int | None = None  # None: one stratified holdout split; k: fold k of a stratified k-fold
     n_folds: int = 5
+    # A stratified test split set aside (seeded by split_seed) before train/valid: no valid score ever sees it.
+    test_pct: float = 0.0
+    score_on: str = "valid"  # valid | test: train on train+valid and score the held-out test clips
     # features
     features: str = "both"  # a FEATURE_SETS name, or comma-separated groups/prefixes ("emb,mel_")
     select_k: int | None = None  # keep the top K tabular columns, scored on train rows only
@@ -62,6 +65,7 @@ class RunConfig:
     sampling: str = "shuffle"  # shuffle: every train row once per epoch | replacement: fastai's stock loader
     threads: int | None = None  # torch threads; None: the engine's measured default
     name: str = ""  # the approach's name in the results table; empty derives one
+    sweep: str = ""  # the sweep (Optuna study) this run is a trial of; empty for a hand-made run
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -74,6 +78,11 @@ class RunConfig:
         _check(self.n_folds >= 2, "n_folds", self.n_folds, "use 2 or more folds")
         _check(self.fold is None or 0 <= self.fold < self.n_folds, "fold", self.fold,
                f"use a fold number from 0 to {self.n_folds - 1}")
+        _check(0 <= self.test_pct < 1, "test_pct", self.test_pct,
+               "use a fraction such as 0.2, or 0 for no test split")
+        _check(self.score_on in ("valid", "test"), "score_on", self.score_on, "use 'valid' or 'test'")
+        _check(self.score_on == "valid" or self.test_pct > 0, "score_on", self.score_on,
+               "set test_pct above 0 to score on a test split")
         feature_prefixes(self.features)
         _check(self.select_k is None or self.select_k > 0, "select_k", self.select_k, "use a positive count")
         _check(self.select_method in ("anova", "mutual_info"), "select_method", self.select_method,
@@ -116,6 +125,8 @@ class RunConfig:
             parts.append(f"wd{self.wd:g}")
         if self.label_mode == "multi":
             parts.append("multilabel")
+        if self.score_on == "test":
+            parts.append("test")
         return "_".join(parts)
 
     def to_dict(self) -> dict:

@@ -133,8 +133,23 @@ class RunCancelled:
     record: RunRecord | None = None
 
 
+@dataclass(frozen=True)
+class TrialEnded:
+    """One trial of a sweep ended (in this process or in a worker process)."""
+
+    sweep: str
+    number: int  # Optuna's trial number, unique in the study
+    state: str  # complete | pruned | failed
+    accuracy: float | None  # valid accuracy (mean over folds with cv); the last epoch's for a pruned trial
+    approach: str
+    params: dict
+    run_ids: tuple[str, ...]  # the trial's runs in the history (one per fold)
+    message: str = ""  # why it failed or was pruned
+    worker: int = 0
+
+
 Event = Union[StageDone, DatasetSummarised, LRFinderReady, BatchEnded, EpochEnded, RunFinished, RunFailed,
-              RunCancelled]
+              RunCancelled, TrialEnded]
 Reporter = Callable[[Event], None]
 
 

@@ -76,7 +76,8 @@ def data_key(config: RunConfig) -> tuple:
 
 
 def split_key(config: RunConfig) -> tuple:
-    return data_key(config) + (config.valid_pct, config.split_seed, config.fold, config.n_folds)
+    return data_key(config) + (config.valid_pct, config.split_seed, config.fold, config.n_folds, config.test_pct,
+                               config.score_on)
 
 
 def input_identity(config: RunConfig) -> tuple[str, str]:
@@ -193,14 +194,15 @@ class Session:
 
         self._wait_for_imports(only_scikit_learn=True)
         started = time.perf_counter()
-        if config.fold is None:
-            chosen = split.holdout_split(stratify_on, valid_pct=config.valid_pct, seed=config.split_seed)
-        else:
-            chosen = split.kfold_split(stratify_on, n_folds=config.n_folds, fold=config.fold,
-                                       seed=config.split_seed)
+        chosen = split.nested_split(stratify_on, test_pct=config.test_pct, score_on=config.score_on,
+                                    valid_pct=config.valid_pct, seed=config.split_seed, fold=config.fold,
+                                    n_folds=config.n_folds)
         split_note = f"; {'; '.join(chosen.notes)}" if chosen.notes else ""
-        self._stage("split", started, f"{len(chosen.train_idx):,} train / {len(chosen.valid_idx):,} valid"
-                                      f"{split_note}")
+        scored = "test" if config.score_on == "test" else "valid"
+        held_out = (f", {len(frame) - len(chosen.train_idx) - len(chosen.valid_idx):,} test set aside"
+                    if config.test_pct and config.score_on == "valid" else "")
+        self._stage("split", started, f"{len(chosen.train_idx):,} train / {len(chosen.valid_idx):,} {scored}"
+                                      f"{held_out}{split_note}")
 
         if config.select_k or config.pca:
             self._wait_for_imports()  # they import more of scikit-learn: never beside the warm-up thread
@@ -296,8 +298,9 @@ class Session:
             epochs_done = stop.args[0] if stop.args else 0
             stopped = (f"after {epochs_done} of {config.epochs} epochs" if config.model == "mlp"
                        else f"before the {config.model} fit finished")
+            why = cancel.reason if isinstance(cancel, StopRequest) and cancel.reason else "Cancelled"
             record = run.record("cancelled", history=stop.args[1] if len(stop.args) > 1 else (),
-                                message=f"Cancelled {stopped}.")
+                                message=f"{why} {stopped}.")
             self.report(RunCancelled(epochs_done=epochs_done, record=self._record_unfinished(record)))
             raise
         except VggtabError as error:
@@ -424,6 +427,16 @@ class Session:
     def _append(self, record: RunRecord) -> None:
         from engine.store.history import append_record
         append_record(self.results_dir, record)
+
+
+class StopRequest(threading.Event):
+    """A cancel flag that says why the run is stopped (a sweep's pruner, say): the record keeps the reason."""
+
+    reason = ""
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
 
 
 class RunStarted:

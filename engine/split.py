@@ -63,6 +63,31 @@ def kfold_split(targets, *, n_folds: int = 5, fold: int = 0, seed: int = 42) -> 
     return _split(len(strata), rest[valid], notes)
 
 
+def nested_split(targets, *, test_pct: float, score_on: str, valid_pct: float = 0.2, seed: int = 42,
+                 fold: int | None = None, n_folds: int = 5) -> Split:
+    """A stratified test split set aside first (when `test_pct` > 0), then the holdout or fold `fold` of the
+    remaining rows. score_on='test' trains on all remaining rows (train + valid) and holds out the test rows.
+
+    The test rows depend on the labels, `test_pct` and `seed` only: every run of a sweep, whatever its valid split
+    or fold, keeps the same test clips out of its train and valid rows.
+    """
+    def inner(rows_targets) -> Split:
+        if fold is None:
+            return holdout_split(rows_targets, valid_pct=valid_pct, seed=seed)
+        return kfold_split(rows_targets, n_folds=n_folds, fold=fold, seed=seed)
+
+    rows = list(targets)
+    if not test_pct:
+        return inner(rows)
+    test = holdout_split(rows, valid_pct=test_pct, seed=seed)
+    notes = tuple(f"test split: {note}" for note in test.notes)
+    if score_on == "test":
+        return Split(train_idx=test.train_idx, valid_idx=test.valid_idx, notes=notes)
+    rest = test.train_idx
+    chosen = inner([rows[i] for i in rest])
+    return Split(train_idx=rest[chosen.train_idx], valid_idx=rest[chosen.valid_idx], notes=notes + chosen.notes)
+
+
 def stratification_labels(targets) -> np.ndarray:
     """One label per row: the class itself, or a multi-label row's rarest label (ties: alphabetical)."""
     rows = list(targets)

@@ -1,0 +1,576 @@
+"""Sweep: an Optuna study over the run settings that matter, with an honest final score.
+
+A sweep sets aside a stratified test split first (`test_pct` of the base config, seeded by its split seed) that no
+trial sees; each trial is an ordinary run of the history (its config names the sweep) scored on the valid split or,
+with `cv`, on inner folds of the non-test rows. At the end the best config, an ensemble of the top-N configs and the
+default config are retrained on train + valid and scored once on the test clips: the report sets the best valid
+score beside its test score (the optimism gap, each with its Wilson 95 % interval), the paired test between the
+winner and the default on the test clips, and Optuna's setting importances.
+
+Scaling out is Optuna's: the study lives in a storage that many processes share. The default is Optuna's journal
+file under results/sweeps/ (measured against SQLite in bench/sweep.py); any SQLAlchemy URL (postgresql://…) lets
+machines share one study. `workers` runs that many local processes, one torch thread each. Each worker prepares
+the data once (its Session caches every step) and its trials cost their fit.
+
+Pruning: the engine already reports every epoch's valid loss (EpochEnded) to the Session's reporter, and cancels
+a run at the next batch through its cancel flag, recording it. So a trial reports each valid loss to Optuna and,
+when `should_prune()` says so, sets its run's StopRequest: the run stops and is recorded as cancelled with the
+pruner's reason. Optuna's FastAIV2PruningCallback would need a second fastai callback threaded through the
+engine's fit, and it raises TrialPruned out of `after_fit`, which the Session would record as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+import socket
+import traceback
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from engine import results, stats
+from engine.config import ARCHITECTURE_PRESETS, FEATURE_GROUPS, RunConfig
+from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
+from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, ignore
+from engine.pipeline import Session, StopRequest
+
+SEARCH_MODELS = ("mlp", "logreg", "linear_svm")  # a random forest takes minutes a fit: not searched by default
+FEATURE_CHOICES = ("both", "embeddings", "tabular")
+REDUCTIONS = ("none", "top_k", "pca")
+SELECT_FRACTIONS = (16, 4)  # top-K keeps 1/16 or 1/4 of the tabular columns
+PCA_COMPONENTS = (32, 128)
+BATCH_SIZES = (32, 64, 128)
+PS_RANGE = (0.0, 0.6)  # in steps of PS_STEP
+PS_STEP = 0.05
+WD_RANGE = (1e-4, 0.3)  # log-uniform
+LR_RANGE = (1e-4, 1e-2)  # log-uniform; the other choice is the LR finder's suggestion
+# One-cycle's first epoch is noisy: a trial can be pruned from its second epoch on. Steps are 1-based epochs,
+# and Optuna's MedianPruner compares once step >= n_warmup_steps.
+PRUNE_FROM_EPOCH = 2
+SWEEPS_DIR = "sweeps"
+TEST_PCT = 0.2
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How to search; what to search on (data, split, test_pct) is the base RunConfig."""
+
+    trials: int = 30  # trials this command runs, shared by its workers; other machines add their own
+    timeout: float | None = None  # seconds after which no worker starts a new trial
+    workers: int = 1
+    storage: str = ""  # empty: Optuna's journal file results/sweeps/<study>.journal; else an SQLAlchemy URL
+    study: str = ""  # empty: a new study named sweep_<timestamp>; a name joins (or starts) that study
+    cv: int | None = None  # score each trial on K inner folds of the non-test rows instead of the valid split
+    top_n: int = 3  # the ensemble averages the top-N trials' configs, retrained on train + valid
+    models: tuple[str, ...] = SEARCH_MODELS
+    epochs: tuple[int, ...] = (5, 10, 20)
+    prune: bool = True
+    prune_startup: int = 5  # trials that finish before the pruner starts comparing
+    seed: int = 42  # sampler seed (mixed with the worker number and the host name)
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "epochs", tuple(self.epochs))
+        self.validate()
+
+    def validate(self) -> None:
+        _check(self.trials >= 1, "trials", self.trials, "Use 1 or more trials.")
+        _check(self.timeout is None or self.timeout > 0, "timeout", self.timeout, "Use a number of seconds above 0.")
+        _check(self.workers >= 1, "workers", self.workers, "Use 1 or more worker processes.")
+        _check(self.cv is None or self.cv >= 2, "cv", self.cv, "Use 2 or more folds, or none for the valid split.")
+        _check(self.top_n >= 1, "top_n", self.top_n, "Use 1 or more trials for the ensemble.")
+        _check(bool(self.models) and set(self.models) <= set(SEARCH_MODELS), "models", self.models,
+               f"Use some of {', '.join(SEARCH_MODELS)}.")
+        _check(bool(self.epochs) and all(isinstance(e, int) and e > 0 for e in self.epochs), "epochs", self.epochs,
+               "Use positive epoch counts such as 5,10,20.")
+        _check(self.prune_startup >= 0, "prune_startup", self.prune_startup, "Use 0 or more trials.")
+        _check(not self.study or all(c.isalnum() or c in "-_." for c in self.study), "study", self.study,
+               "Use letters, digits, '-', '_' or '.' in a study name.")
+
+
+def _check(ok: bool, name: str, value, hint: str) -> None:
+    if not ok:
+        raise ConfigError(f"Sweep setting {name}={value!r} is not valid.", hint=hint)
+
+
+# ------------------------------------------------------------------------------------- storage and study
+
+def journal_path(results_dir, study: str) -> Path:
+    return Path(results_dir) / SWEEPS_DIR / f"{study}.journal"
+
+
+def open_storage(sweep: SweepConfig, results_dir, study: str):
+    """Optuna's journal file under results/sweeps/ by default (several local processes share it safely), or the
+    RDB storage at the `storage` URL."""
+    import optuna
+    if not sweep.storage:
+        path = journal_path(results_dir, study)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"Could not create the sweep folder {path.parent}: {exc.strerror}.",
+                               hint="Check the disk, or pick another results_dir.") from exc
+        from optuna.storages.journal import JournalFileBackend
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return optuna.storages.RDBStorage(sweep.storage)
+    except Exception as exc:  # a missing driver, a bad URL, a server that refuses: each library its own type
+        raise StorageError(f"Could not open the sweep storage {redacted(sweep.storage)}: {type(exc).__name__}: "
+                           f"{exc}.", hint="Give an SQLAlchemy URL such as postgresql://user:password@host/db "
+                                           "(PostgreSQL needs psycopg2-binary installed), or leave storage empty "
+                                           "for the journal file under results/sweeps/.") from exc
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':')[0]}:***@{tail}"
+
+
+def shared_settings(base: RunConfig) -> dict:
+    """What every worker of a study must agree on (the data's place may differ between machines)."""
+    return {k: v for k, v in base.to_dict().items() if k not in ("embeddings", "tabular", "threads", "sweep")}
+
+
+def open_study(sweep: SweepConfig, base: RunConfig, results_dir, study_name: str, *, worker: int = 0):
+    """Create or load the study; refuse to join one started on other settings (its test split would differ)."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(sweep, results_dir, study_name)
+    seed = zlib.crc32(f"{sweep.seed}-{worker}-{socket.gethostname()}".encode())
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=(optuna.pruners.MedianPruner(n_startup_trials=sweep.prune_startup,
+                                            n_warmup_steps=PRUNE_FROM_EPOCH)
+                if sweep.prune else optuna.pruners.NopPruner()))
+    wanted = {"base": shared_settings(base), "cv": sweep.cv, "models": list(sweep.models),
+              "epochs": list(sweep.epochs)}
+    recorded = {key: study.user_attrs.get(key) for key in wanted}
+    if all(value is None for value in recorded.values()):
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+    elif json.loads(json.dumps(recorded)) != json.loads(json.dumps(wanted)):
+        differ = sorted(k for k in wanted if json.loads(json.dumps(recorded[k])) != json.loads(json.dumps(wanted[k])))
+        raise ConfigError(f"Study {study_name} was started with other settings ({', '.join(differ)}): its trials "
+                          "and test split would not be comparable with these.",
+                          hint="Use the study's settings, or another study name.")
+    return study
+
+
+# ------------------------------------------------------------------------------------------- search space
+
+@dataclass(frozen=True)
+class SearchSpace:
+    models: tuple[str, ...]
+    epochs: tuple[int, ...]
+    select_k: tuple[int, ...]  # derived from the data's tabular column count
+    pca: tuple[int, ...]
+
+    @classmethod
+    def for_data(cls, sweep: SweepConfig, n_tabular: int, n_train: int) -> SearchSpace:
+        select_k = tuple(sorted({max(1, n_tabular // d) for d in SELECT_FRACTIONS}))
+        pca = tuple(sorted({min(c, n_tabular, max(1, n_train - 1)) for c in PCA_COMPONENTS}))
+        return cls(models=sweep.models, epochs=sweep.epochs, select_k=select_k, pca=pca)
+
+    def suggest(self, trial, base: RunConfig) -> RunConfig:
+        """One trial's config: Optuna's define-by-run, so the MLP's settings exist only for MLP trials."""
+        model = trial.suggest_categorical("model", self.models)
+        features = trial.suggest_categorical("features", FEATURE_CHOICES)
+        changes: dict = dict(model=model, features=features, select_k=None, pca=None)
+        if features != "embeddings":
+            reduce = trial.suggest_categorical("reduce", REDUCTIONS)
+            if reduce == "top_k":
+                changes["select_k"] = trial.suggest_categorical("select_k", self.select_k)
+            elif reduce == "pca":
+                changes["pca"] = trial.suggest_categorical("pca", self.pca)
+        if model == "mlp":
+            preset = trial.suggest_categorical("layers", tuple(ARCHITECTURE_PRESETS))
+            changes.update(layers=ARCHITECTURE_PRESETS[preset],
+                           ps=round(trial.suggest_float("ps", *PS_RANGE, step=PS_STEP), 2),
+                           wd=two_digits(trial.suggest_float("wd", *WD_RANGE, log=True)),
+                           bs=trial.suggest_categorical("bs", BATCH_SIZES),
+                           epochs=trial.suggest_categorical("epochs", self.epochs), lr=None)
+            if trial.suggest_categorical("lr_source", ("finder", "range")) == "range":
+                changes["lr"] = two_digits(trial.suggest_float("lr", *LR_RANGE, log=True))
+        return base.with_(**changes)
+
+
+def two_digits(value: float) -> float:
+    """0.000228013 → 0.00023: names and tables stay readable; no search is that precise."""
+    return float(f"{value:.2g}")
+
+
+def count_tabular(session: Session, base: RunConfig) -> tuple[int, int]:
+    """Tabular columns and train rows of the base data: the top-K and PCA choices depend on them."""
+    prepared = session.prepare(base)
+    n_tabular = sum(not c.startswith(FEATURE_GROUPS["emb"]) for c in session.clean_data(base).feature_columns)
+    return n_tabular, len(prepared.train_idx)
+
+
+# ----------------------------------------------------------------------------------------------- worker
+
+class TrialStop(StopRequest):
+    """A trial's cancel flag: set by its pruner, or by the sweep's own cancel."""
+
+    def __init__(self, sweep_cancel):
+        super().__init__()
+        self.sweep_cancel = sweep_cancel
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.sweep_cancel.is_set()
+
+    @property
+    def pruned(self) -> bool:
+        return bool(self.reason)
+
+
+class Worker:
+    """Runs trials of one study in this process, one at a time, on one Session (data prepared once)."""
+
+    def __init__(self, study, sweep: SweepConfig, base: RunConfig, *, models_dir, results_dir,
+                 report: Reporter = ignore, cancel=None, number: int = 0, forward_runs: bool = True):
+        self.study, self.sweep, self.base, self.number = study, sweep, base, number
+        self.report, self.forward_runs = report, forward_runs
+        self.cancel = cancel or threading.Event()
+        self.session = Session(self._dispatch, models_dir=models_dir, results_dir=results_dir)
+        self._trial = None  # the Optuna trial whose epochs are reported now, if pruning applies
+        self._stop: TrialStop | None = None
+        self._stopped_run = ""  # the run id of the last run the Session recorded as cancelled
+        self.space: SearchSpace | None = None
+
+    def _dispatch(self, event) -> None:
+        if isinstance(event, EpochEnded) and self._trial is not None:
+            self._trial.report(event.valid_loss, event.epoch)
+            if self._trial.should_prune():
+                self._stop.stop(f"Pruned by sweep {self.study.study_name} (valid loss {event.valid_loss:.4g} "
+                                f"worse than the median of earlier trials at epoch {event.epoch})")
+        if isinstance(event, RunCancelled) and event.record is not None:
+            self._stopped_run = event.record.run_id
+        if self.forward_runs:
+            self.report(event)
+
+    def run(self, n_trials: int, deadline: float | None = None) -> int:
+        """Up to `n_trials` trials, none started after `deadline` (time.time()); returns how many ran."""
+        import optuna  # noqa: F401  (imported here: the study's objects come from it)
+        if self.space is None:
+            self.space = SearchSpace.for_data(self.sweep, *count_tabular(self.session, self.base))
+        done = 0
+        while done < n_trials and not self.cancel.is_set() and (deadline is None or time.time() < deadline):
+            self.run_trial(self.study.ask())
+            done += 1
+        return done
+
+    def run_trial(self, trial) -> TrialEnded:
+        from optuna.trial import TrialState
+        config = self.space.suggest(trial, self.base).with_(sweep=self.study.study_name)
+        trial.set_user_attr("approach", config.approach)
+        folds = [config] if self.sweep.cv is None else [config.with_(fold=k, n_folds=self.sweep.cv)
+                                                       for k in range(self.sweep.cv)]
+        stop = TrialStop(self.cancel)
+        records, self._stopped_run = [], ""
+        state, message = "complete", ""
+        try:
+            for number, fold_config in enumerate(folds):
+                # Folds after the first are not pruned: their intermediate values would repeat the same steps.
+                self._trial, self._stop = (trial if self.sweep.prune and number == 0 else None), stop
+                records.append(self.session.train(fold_config, cancel=stop))
+        except Cancelled:
+            run_ids = tuple(r.run_id for r in records) + ((self._stopped_run,) if self._stopped_run else ())
+            if not stop.pruned or self.cancel.is_set():
+                self.study.tell(trial, state=TrialState.FAIL)
+                self._announce(trial, config, "failed", None, run_ids, "cancelled")
+                raise
+            trial.set_user_attr("run_ids", list(run_ids))
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return self._announce(trial, config, "pruned", None, run_ids, stop.reason)
+        except VggtabError as error:
+            state, message = "failed", str(error)
+        except Exception as error:
+            self.study.tell(trial, state=TrialState.FAIL)
+            self._announce(trial, config, "failed", None, (), f"Unexpected {type(error).__name__}: {error}")
+            raise
+        finally:
+            self._trial = self._stop = None
+        run_ids = tuple(r.run_id for r in records)
+        trial.set_user_attr("run_ids", list(run_ids))
+        if state == "failed":
+            trial.set_user_attr("error", message)
+            self.study.tell(trial, state=TrialState.FAIL)
+            return self._announce(trial, config, state, None, run_ids, message)
+        accuracy = float(np.mean([r.metrics["val_accuracy"] for r in records]))
+        self.study.tell(trial, 1.0 - accuracy)
+        return self._announce(trial, config, state, accuracy, run_ids, "")
+
+    def _announce(self, trial, config: RunConfig, state: str, accuracy, run_ids, message: str) -> TrialEnded:
+        event = TrialEnded(sweep=self.study.study_name, number=trial.number, state=state, accuracy=accuracy,
+                           approach=config.approach, params=dict(trial.params), run_ids=tuple(run_ids),
+                           message=message, worker=self.number)
+        self.report(event)
+        return event
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process needs; plain data, so it pickles into a spawned process."""
+
+    sweep: SweepConfig
+    base: dict
+    study: str
+    results_dir: str
+    models_dir: str
+    n_trials: int
+    deadline: float | None
+    number: int
+
+
+def _worker_main(spec: WorkerSpec, events, cancel) -> None:
+    """A spawned worker: one torch thread (the base config's default), its own Session, the shared study. Sends
+    TrialEnded events and, on an error, ("error", text) or ("bug", traceback) to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and tells workers through `cancel`
+    try:
+        base = RunConfig.from_dict(spec.base)
+        study = open_study(spec.sweep, base, spec.results_dir, spec.study, worker=spec.number)
+        worker = Worker(study, spec.sweep, base, models_dir=spec.models_dir, results_dir=spec.results_dir,
+                        report=events.put, cancel=cancel, number=spec.number, forward_runs=False)
+        worker.run(spec.n_trials, spec.deadline)
+    except Cancelled:
+        pass
+    except VggtabError as error:
+        events.put(("error", str(error)))
+    except BaseException:
+        events.put(("bug", traceback.format_exc()))
+
+
+def trials_per_worker(trials: int, workers: int) -> list[int]:
+    return [trials // workers + (i < trials % workers) for i in range(workers)]
+
+
+def run_workers(sweep: SweepConfig, base: RunConfig, study_name: str, *, results_dir, models_dir,
+                report: Reporter, cancel: threading.Event) -> None:
+    """`sweep.workers` spawned processes on the shared study; their TrialEnded events are reported here."""
+    context = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools and locks
+    events, stop = context.Queue(), context.Event()
+    deadline = time.time() + sweep.timeout if sweep.timeout else None
+    processes = []
+    for number, n_trials in enumerate(trials_per_worker(sweep.trials, sweep.workers)):
+        if n_trials:
+            spec = WorkerSpec(sweep=sweep, base=base.to_dict(), study=study_name, results_dir=str(results_dir),
+                              models_dir=str(models_dir), n_trials=n_trials, deadline=deadline, number=number)
+            processes.append(context.Process(target=_worker_main, args=(spec, events, stop), daemon=True))
+    for process in processes:
+        process.start()
+    problems = []
+    while any(p.is_alive() for p in processes) or not events.empty():
+        if cancel.is_set():
+            stop.set()
+        try:
+            message = events.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if isinstance(message, tuple):
+            problems.append(message)
+        else:
+            report(message)
+    for process in processes:
+        process.join()
+    bugs = [text for kind, text in problems if kind == "bug"]
+    if bugs:
+        raise RuntimeError(f"A sweep worker failed:\n{bugs[0]}")
+    if problems:
+        raise VggtabError(problems[0][1])
+    if cancel.is_set():
+        raise Cancelled()
+
+
+# ------------------------------------------------------------------------------------------ the report
+
+@dataclass(frozen=True)
+class Score:
+    """An accuracy on n clips with its Wilson 95 % interval, and the run that scored it."""
+
+    accuracy: float
+    low: float
+    high: float
+    n: int
+    run_id: str
+    approach: str
+
+    @classmethod
+    def of(cls, record) -> Score:
+        m = record.metrics
+        return cls(accuracy=float(m["val_accuracy"]), low=float(m["ci_low"]), high=float(m["ci_high"]),
+                   n=int(m["val_samples"]), run_id=record.run_id, approach=record.approach)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str  # complete | pruned | failed | running
+    accuracy: float | None
+    approach: str
+    params: dict
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    study: str
+    storage: str
+    test_pct: float
+    trials: tuple[TrialRow, ...]
+    best_trial: int
+    best_params: dict
+    best_valid: Score  # the winner's score on the valid clips (mean over folds with cv: its first fold's run)
+    best_test: Score  # the winner's config retrained on train + valid, scored once on the test clips
+    default_test: Score  # the default config, retrained and scored the same way
+    ensemble_test: Score | None  # the top-N configs retrained, probabilities averaged on the test clips
+    ensemble_members: tuple[int, ...]  # their trial numbers
+    winner_vs_default: str  # the paired test's verdict on the test clips
+    winner_vs_default_p: float
+    importances: dict[str, float]  # over every finished trial (settings every trial has)
+    mlp_importances: dict[str, float]  # over the finished MLP trials
+    best_valid_mean: float  # the trial's objective: valid accuracy, mean over folds with cv
+    summary_path: str = ""
+
+    @property
+    def optimism_gap(self) -> float:
+        """How much the winner's valid score overstates what it does on clips nobody selected on."""
+        return self.best_valid_mean - self.best_test.accuracy
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"optimism_gap": self.optimism_gap}
+
+
+def trial_rows(study) -> tuple[TrialRow, ...]:
+    names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+             "WAITING": "waiting"}
+    return tuple(TrialRow(number=t.number, state=names.get(t.state.name, t.state.name.lower()),
+                          accuracy=None if t.state.name != "COMPLETE" else 1.0 - float(t.value),
+                          approach=str(t.user_attrs.get("approach", "")), params=dict(t.params),
+                          run_ids=tuple(t.user_attrs.get("run_ids", ())))
+                 for t in study.get_trials(deepcopy=False))
+
+
+def importances(study) -> tuple[dict[str, float], dict[str, float]]:
+    """Optuna's fANOVA importances over all finished trials (the settings they all have), and over the MLP ones."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.trial import TrialState
+
+    def of(trials) -> dict[str, float]:
+        if len(trials) < 2:
+            return {}
+        study_copy = optuna.create_study(direction="minimize")
+        study_copy.add_trials(trials)
+        try:
+            found = optuna.importance.get_param_importances(study_copy, evaluator=FanovaImportanceEvaluator(seed=0))
+        except (ValueError, RuntimeError):  # e.g. every trial has the same value: nothing to apportion
+            return {}
+        return {name: float(value) for name, value in found.items()}
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return of(complete), of([t for t in complete if t.params.get("model") == "mlp"])
+
+
+def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=None) -> SweepReport:
+    """Retrain the winner, the top-N and the default config on train + valid, score each once on the test clips."""
+    from engine import approaches
+    from optuna.trial import TrialState
+
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    if not complete:
+        raise VggtabError(f"No trial of sweep {study.study_name} finished, so there is no winner to test.",
+                          hint="Check the failed trials' messages in the results table, or run more trials.")
+    history = {r.run_id: r for r in results.load_history(session.results_dir).records}
+    started = time.perf_counter()
+
+    def on_test(trial_config: dict, label: str) -> object:
+        config = RunConfig.from_dict(trial_config).with_(score_on="test", fold=None, name=label,
+                                                         sweep=study.study_name)
+        return session.train(config, cancel=cancel)
+
+    best = complete[0]
+    best_record = history[best.user_attrs["run_ids"][0]]
+    best_test = on_test(best_record.config, f"{study.study_name} best (trial {best.number})")
+    members, member_runs = [], []
+    for trial in complete[:sweep.top_n]:
+        record = history[trial.user_attrs["run_ids"][0]]
+        members.append(trial.number)
+        member_runs.append(best_test if trial is best else on_test(record.config, f"{study.study_name} top "
+                                                                                  f"(trial {trial.number})"))
+    ensemble_test = None
+    if len(member_runs) >= 2:
+        ensemble_test = approaches.ensemble(session.results_dir, [r.run_id for r in member_runs],
+                                            name=f"{study.study_name} top-{len(member_runs)} ensemble (test)")
+    default = base.with_(score_on="test", fold=None, name=f"{study.study_name} default config",
+                         sweep=study.study_name)
+    default_test = session.train(default, cancel=cancel)
+    paired = approaches.compare(session.results_dir, best_test.run_id, default_test.run_id)
+    overall, mlp_only = importances(study)
+    session.report(StageDone(stage="sweep", seconds=time.perf_counter() - started,
+                             detail=f"winner, top-{len(member_runs)} and default retrained on train + valid, "
+                                    "scored on the test clips"))
+    report = SweepReport(
+        study=study.study_name, storage=redacted(sweep.storage) or str(journal_path(session.results_dir,
+                                                                                     study.study_name)),
+        test_pct=base.test_pct, trials=trial_rows(study), best_trial=best.number, best_params=dict(best.params),
+        best_valid=Score.of(best_record), best_valid_mean=1.0 - float(best.value), best_test=Score.of(best_test),
+        default_test=Score.of(default_test), ensemble_test=Score.of(ensemble_test) if ensemble_test else None,
+        ensemble_members=tuple(members) if ensemble_test else (), winner_vs_default=paired.verdict,
+        winner_vs_default_p=paired.test.p_value, importances=overall, mlp_importances=mlp_only)
+    path = save_summary(session.results_dir, report)
+    return SweepReport(**{**report.__dict__, "summary_path": str(path)})
+
+
+def save_summary(results_dir, report: SweepReport) -> Path:
+    path = Path(results_dir) / SWEEPS_DIR / f"{report.study}.json"
+    text = json.dumps(report.to_dict(), indent=2, default=str)
+    return results.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------------------- entry point
+
+def new_study_name() -> str:
+    return f"sweep_{datetime.now().strftime(results.TIMESTAMP_FORMAT)}"
+
+
+def sweep_base(base: RunConfig) -> RunConfig:
+    """The base config of a sweep: a test split set aside (the default 20 % unless the user chose one)."""
+    if base.score_on != "valid":
+        raise ConfigError("A sweep scores its trials on the valid split (score_on=valid); it tests the winner "
+                          "itself.", hint="Leave score_on at valid.")
+    return base if base.test_pct else base.with_(test_pct=TEST_PCT)
+
+
+def run_sweep(base: RunConfig, sweep: SweepConfig, *, results_dir="results", models_dir="models",
+              report: Reporter = ignore, cancel: threading.Event | None = None) -> SweepReport:
+    """The whole sweep: trials (here, or in `workers` processes), then the honest final scores."""
+    cancel = cancel or threading.Event()
+    base = sweep_base(base)
+    study_name = sweep.study or new_study_name()
+    results.check_writable(results_dir)
+    study = open_study(sweep, base, results_dir, study_name)  # creates it, and its settings, before any worker
+    if sweep.workers == 1:
+        worker = Worker(study, sweep, base, models_dir=models_dir, results_dir=results_dir, report=report,
+                        cancel=cancel)
+        worker.run(sweep.trials, time.time() + sweep.timeout if sweep.timeout else None)
+        session = worker.session  # its data are prepared; with no trial running it reports every event as is
+    else:
+        run_workers(sweep, base, study_name, results_dir=results_dir, models_dir=models_dir, report=report,
+                    cancel=cancel)
+        session = Session(report, models_dir=models_dir, results_dir=results_dir)
+    if cancel.is_set():
+        raise Cancelled()
+    return finish(session, sweep, base, study, cancel=cancel)

@@ -1,0 +1,151 @@
+"""The sweep on small generated data: the test split stays unseen, the optimism gap comes from the right clips,
+pruning stops a diverging trial, and worker processes share one study without losing or repeating a trial."""
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import results, split
+from engine.config import RunConfig
+from engine.errors import ConfigError
+from engine.pipeline import Session
+from engine.sweep import SweepConfig, Worker, open_study, run_sweep, sweep_base
+
+# Two epochs, fast models: every sweep here takes seconds.
+QUICK = dict(epochs=(2,), models=("mlp", "logreg"), prune_startup=1)
+
+
+def base_config(files, **changes) -> RunConfig:
+    return sweep_base(RunConfig(embeddings=str(files.embeddings), tabular=str(files.tabular), **changes))
+
+
+def held_out_keys(config: RunConfig, tmp_path) -> tuple[set, set]:
+    """(test clips, every other clip) of the config's data, from the split itself."""
+    session = Session(results_dir=tmp_path / "probe", models_dir=tmp_path / "probe_models")
+    prepared = session.prepare(config)
+    used = set(prepared.keys[prepared.train_idx]) | set(prepared.keys[prepared.valid_idx])
+    return set(prepared.keys) - used, used
+
+
+def run_trials(base: RunConfig, sweep: SweepConfig, folder, study="s", enqueue=()):
+    study_object = open_study(sweep, base, folder / "results", study)
+    for params in enqueue:
+        study_object.enqueue_trial(params)
+    worker = Worker(study_object, sweep, base, models_dir=folder / "models", results_dir=folder / "results")
+    worker.run(sweep.trials)
+    return study_object, results.load_history(folder / "results").records
+
+
+def test_the_test_split_is_set_aside_stratified_and_seeded(small_demo, tmp_path):
+    config = base_config(small_demo)
+    test, rest = held_out_keys(config, tmp_path)
+    again, _ = held_out_keys(config.with_(valid_pct=0.3, fold=1), tmp_path)
+    assert test == again  # the valid split or fold does not move the test clips
+    assert 0.18 < len(test) / (len(test) + len(rest)) < 0.22
+    final = Session(results_dir=tmp_path / "r", models_dir=tmp_path / "m").prepare(config.with_(score_on="test"))
+    assert set(final.keys[final.valid_idx]) == test and set(final.keys[final.train_idx]) == rest
+
+
+def test_changing_only_test_rows_changes_no_trials_valid_score(small_demo, tmp_path):
+    base = base_config(small_demo)
+    test, _ = held_out_keys(base, tmp_path)
+    frame = pd.read_csv(small_demo.embeddings)
+    emb = [c for c in frame.columns if c.startswith("emb_")]
+    finite_test_rows = frame["fname"].isin(test) & np.isfinite(frame[emb]).all(axis=1)
+    assert finite_test_rows.sum() > 20
+    frame.loc[finite_test_rows, emb] = np.random.default_rng(0).normal(100, 50, (finite_test_rows.sum(), len(emb)))
+    changed = tmp_path / "changed_embeddings.csv"
+    frame.to_csv(changed, index=False)
+
+    sweep = SweepConfig(trials=3, **QUICK)
+    scores = []
+    for name, embeddings in (("original", small_demo.embeddings), ("changed", changed)):
+        config = base.with_(embeddings=str(embeddings))
+        study, _ = run_trials(config, sweep, tmp_path / name)
+        records = {r.run_id: r for r in results.load_history(tmp_path / name / "results").records}
+        scores.append([(t.params, t.value, [h["valid_loss"] for h in records[t.user_attrs["run_ids"][0]].history])
+                       for t in study.trials])
+    assert scores[0] == scores[1]
+    # ... and the change itself is real: scored on the test clips, the same config differs.
+    on_test = [Session(results_dir=tmp_path / f"t{i}", models_dir=tmp_path / f"tm{i}").train(
+        base.with_(embeddings=str(e), score_on="test", model="logreg")).metrics["val_accuracy"]
+        for i, e in enumerate((small_demo.embeddings, changed))]
+    assert on_test[0] != on_test[1]
+
+
+def test_the_report_scores_the_winner_on_test_clips_only(small_demo, tmp_path):
+    base = base_config(small_demo)
+    test, rest = held_out_keys(base, tmp_path)
+    report = run_sweep(base, SweepConfig(trials=3, top_n=2, **QUICK), results_dir=tmp_path / "results",
+                       models_dir=tmp_path / "models")
+    records = {r.run_id: r for r in results.load_history(tmp_path / "results").records}
+    trial_runs = [run_id for row in report.trials if row.state == "complete" for run_id in row.run_ids]
+    for run_id in trial_runs:  # every finished trial was scored on clips outside the test split
+        saved = results.load_predictions(tmp_path / "results", run_id)
+        assert not set(saved.keys) & test
+    for score in (report.best_test, report.default_test, report.ensemble_test):
+        saved = results.load_predictions(tmp_path / "results", score.run_id)
+        assert set(saved.keys) == test and score.n == len(test)
+        correct = saved.probs.argmax(axis=1) == saved.targets
+        assert score.accuracy == pytest.approx(correct.mean())
+    best_row = next(row for row in report.trials if row.number == report.best_trial)
+    assert best_row.accuracy == max(row.accuracy for row in report.trials if row.state == "complete")
+    assert report.best_valid.accuracy == pytest.approx(records[best_row.run_ids[0]].metrics["val_accuracy"])
+    assert report.optimism_gap == pytest.approx(report.best_valid_mean - report.best_test.accuracy)
+    assert report.best_valid.low <= report.best_valid.accuracy <= report.best_valid.high
+    assert records[report.default_test.run_id].config["layers"] == [200, 100]
+    assert "p" in report.winner_vs_default and 0 <= report.winner_vs_default_p <= 1
+    assert {r.config["sweep"] for r in records.values()} == {report.study}
+    assert (tmp_path / "results" / "sweeps" / f"{report.study}.json").is_file()
+
+
+def test_pruning_stops_a_trial_whose_loss_diverges(small_demo, tmp_path):
+    base = base_config(small_demo)
+    sane = dict(model="mlp", features="embeddings", layers="2 layers", ps=0.0, wd=0.01, bs=64, epochs=4,
+                lr_source="range", lr=1e-3)
+    # LR 2 is outside the search range (Optuna takes an enqueued value anyway): the loss is in the thousands.
+    sweep = SweepConfig(trials=2, **(QUICK | {"epochs": (4,)}))
+    study, history = run_trials(base, sweep, tmp_path, enqueue=(sane, sane | {"lr": 2.0}))
+    first, diverging = study.trials
+    assert first.state.name == "COMPLETE" and diverging.state.name == "PRUNED"
+    stopped = next(r for r in history if r.run_id == diverging.user_attrs["run_ids"][0])
+    assert stopped.status == "cancelled" and len(stopped.history) == 2  # stopped after epoch 2 of 4
+    assert stopped.message.startswith("Pruned by sweep s") and "after 2 of 4 epochs" in stopped.message
+
+
+def test_a_study_refuses_workers_with_other_settings(small_demo, tmp_path):
+    base = base_config(small_demo)
+    open_study(SweepConfig(), base, tmp_path, "shared")
+    with pytest.raises(ConfigError, match="other settings .*base"):
+        open_study(SweepConfig(), base.with_(test_pct=0.3), tmp_path, "shared")
+
+
+def assert_no_trial_lost_or_repeated(study, history, n_trials: int) -> None:
+    trials = study.trials
+    assert sorted(t.number for t in trials) == list(range(n_trials))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    trial_runs = [run_id for t in trials for run_id in t.user_attrs["run_ids"]]
+    assert len(trial_runs) == len(set(trial_runs)) == n_trials
+    in_history = Counter(r.run_id for r in history if r.config.get("score_on") == "valid")
+    assert set(in_history) == set(trial_runs) and set(in_history.values()) == {1}
+
+
+def test_two_worker_processes_share_the_journal_study(small_demo, tmp_path):
+    base = base_config(small_demo)
+    sweep = SweepConfig(trials=4, workers=2, study="two", epochs=(2,), models=("logreg",))
+    report = run_sweep(base, sweep, results_dir=tmp_path / "results", models_dir=tmp_path / "models")
+    study = open_study(sweep, base, tmp_path / "results", "two")
+    assert_no_trial_lost_or_repeated(study, results.load_history(tmp_path / "results").records, 4)
+    assert len(report.trials) == 4
+
+
+def test_split_rows_of_a_nested_split_never_overlap():
+    labels = np.repeat(np.array(list("abcdef")), 20)
+    for fold in (None, 0, 2):
+        held = split.nested_split(labels, test_pct=0.25, score_on="valid", fold=fold, n_folds=3, seed=1)
+        final = split.nested_split(labels, test_pct=0.25, score_on="test", seed=1)
+        test = set(final.valid_idx)
+        assert not test & set(held.train_idx) and not test & set(held.valid_idx)
+        assert set(held.train_idx) | set(held.valid_idx) == set(final.train_idx)
