@@ -31,16 +31,17 @@ import socket
 import traceback
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from engine import results, stats
 from engine.config import ARCHITECTURE_PRESETS, FEATURE_GROUPS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, ignore
 from engine.pipeline import Session, StopRequest
+from engine.store.files import atomic_write, check_writable
+from engine.store.history import load_history
+from engine.store.names import timestamp
 
 SEARCH_MODELS = ("mlp", "logreg", "linear_svm")  # a random forest takes minutes a fit: not searched by default
 FEATURE_CHOICES = ("both", "embeddings", "tabular")
@@ -493,7 +494,7 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
     if not complete:
         raise VggtabError(f"No trial of sweep {study.study_name} finished, so there is no winner to test.",
                           hint="Check the failed trials' messages in the results table, or run more trials.")
-    history = {r.run_id: r for r in results.load_history(session.results_dir).records}
+    history = {r.run_id: r for r in load_history(session.results_dir).records}
     started = time.perf_counter()
 
     def on_test(trial_config: dict, label: str) -> object:
@@ -537,13 +538,13 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
 def save_summary(results_dir, report: SweepReport) -> Path:
     path = Path(results_dir) / SWEEPS_DIR / f"{report.study}.json"
     text = json.dumps(report.to_dict(), indent=2, default=str)
-    return results.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------------------- entry point
 
 def new_study_name() -> str:
-    return f"sweep_{datetime.now().strftime(results.TIMESTAMP_FORMAT)}"
+    return f"sweep_{timestamp()}"
 
 
 def sweep_base(base: RunConfig) -> RunConfig:
@@ -560,7 +561,7 @@ def run_sweep(base: RunConfig, sweep: SweepConfig, *, results_dir="results", mod
     cancel = cancel or threading.Event()
     base = sweep_base(base)
     study_name = sweep.study or new_study_name()
-    results.check_writable(results_dir)
+    check_writable(results_dir)
     study = open_study(sweep, base, results_dir, study_name)  # creates it, and its settings, before any worker
     if sweep.workers == 1:
         worker = Worker(study, sweep, base, models_dir=models_dir, results_dir=results_dir, report=report,

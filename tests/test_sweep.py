@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import results, split
+from engine import split
 from engine.config import RunConfig
 from engine.errors import ConfigError
 from engine.pipeline import Session
+from engine.store.history import load_history
+from engine.store.predictions import load_predictions
 from engine.sweep import SweepConfig, Worker, open_study, run_sweep, sweep_base
 
 # Two epochs, fast models: every sweep here takes seconds.
@@ -35,7 +37,7 @@ def run_trials(base: RunConfig, sweep: SweepConfig, folder, study="s", enqueue=(
         study_object.enqueue_trial(params)
     worker = Worker(study_object, sweep, base, models_dir=folder / "models", results_dir=folder / "results")
     worker.run(sweep.trials)
-    return study_object, results.load_history(folder / "results").records
+    return study_object, load_history(folder / "results").records
 
 
 def test_the_test_split_is_set_aside_stratified_and_seeded(small_demo, tmp_path):
@@ -64,7 +66,7 @@ def test_changing_only_test_rows_changes_no_trials_valid_score(small_demo, tmp_p
     for name, embeddings in (("original", small_demo.embeddings), ("changed", changed)):
         config = base.with_(embeddings=str(embeddings))
         study, _ = run_trials(config, sweep, tmp_path / name)
-        records = {r.run_id: r for r in results.load_history(tmp_path / name / "results").records}
+        records = {r.run_id: r for r in load_history(tmp_path / name / "results").records}
         scores.append([(t.params, t.value, [h["valid_loss"] for h in records[t.user_attrs["run_ids"][0]].history])
                        for t in study.trials])
     assert scores[0] == scores[1]
@@ -80,13 +82,13 @@ def test_the_report_scores_the_winner_on_test_clips_only(small_demo, tmp_path):
     test, rest = held_out_keys(base, tmp_path)
     report = run_sweep(base, SweepConfig(trials=3, top_n=2, **QUICK), results_dir=tmp_path / "results",
                        models_dir=tmp_path / "models")
-    records = {r.run_id: r for r in results.load_history(tmp_path / "results").records}
+    records = {r.run_id: r for r in load_history(tmp_path / "results").records}
     trial_runs = [run_id for row in report.trials if row.state == "complete" for run_id in row.run_ids]
     for run_id in trial_runs:  # every finished trial was scored on clips outside the test split
-        saved = results.load_predictions(tmp_path / "results", run_id)
+        saved = load_predictions(tmp_path / "results", run_id)
         assert not set(saved.keys) & test
     for score in (report.best_test, report.default_test, report.ensemble_test):
-        saved = results.load_predictions(tmp_path / "results", score.run_id)
+        saved = load_predictions(tmp_path / "results", score.run_id)
         assert set(saved.keys) == test and score.n == len(test)
         correct = saved.probs.argmax(axis=1) == saved.targets
         assert score.accuracy == pytest.approx(correct.mean())
@@ -137,7 +139,7 @@ def test_two_worker_processes_share_the_journal_study(small_demo, tmp_path):
     sweep = SweepConfig(trials=4, workers=2, study="two", epochs=(2,), models=("logreg",))
     report = run_sweep(base, sweep, results_dir=tmp_path / "results", models_dir=tmp_path / "models")
     study = open_study(sweep, base, tmp_path / "results", "two")
-    assert_no_trial_lost_or_repeated(study, results.load_history(tmp_path / "results").records, 4)
+    assert_no_trial_lost_or_repeated(study, load_history(tmp_path / "results").records, 4)
     assert len(report.trials) == 4
 
 
