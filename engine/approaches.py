@@ -28,7 +28,7 @@ from engine.text import name_list
 ABLATION_SETS = ("embeddings", "tabular", "both")
 ENSEMBLE_MODEL = "ensemble"
 IMPORTANCE_REPEATS = 5
-PCA_GROUP = "pca"  # PCA components mix the tabular groups, so they are permuted as one group
+PCA_GROUP = "pca"  # PCA components (pca0, pca1 …) mix the tabular groups: permuted as one group
 
 
 # ----------------------------------------------------------------------------------------- ablation
@@ -265,7 +265,7 @@ def input_groups(names) -> dict[str, np.ndarray]:
     """Model-input positions of each feature group, in FEATURE_GROUPS order; PCA components form one group."""
     names = list(names)
     positions: dict[str, list[int]] = {}
-    for group, prefix in list(FEATURE_GROUPS.items()) + [(PCA_GROUP, f"{PCA_GROUP}_")]:
+    for group, prefix in list(FEATURE_GROUPS.items()) + [(PCA_GROUP, PCA_GROUP)]:
         for i, name in enumerate(names):
             if name.startswith(prefix):
                 positions.setdefault(group, []).append(i)
@@ -301,7 +301,7 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
     reference = accuracy(x_valid)
     rng = np.random.default_rng(config.seed)
     drops = {}
-    for group, columns in input_groups(info.transform.output_names).items():
+    for group, columns in input_groups(info.transform.get_feature_names_out()).items():
         shuffled = []
         for _ in range(repeats):
             permuted = x_valid.copy()

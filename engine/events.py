@@ -41,6 +41,7 @@ class DatasetSummary:
     feature_groups: dict[str, int]  # emb/stft/mel/cqt → column count in the merged table
     feature_set: str
     n_features: int  # inputs of the model after selection/PCA
+    feature_notes: tuple[str, ...]  # what the features step adjusted, e.g. a PCA larger than the data allows
     train_rows: int
     valid_rows: int
 

@@ -204,8 +204,6 @@ class Session:
         self._stage("split", started, f"{len(chosen.train_idx):,} train / {len(chosen.valid_idx):,} {scored}"
                                       f"{held_out}{split_note}")
 
-        if config.select_k or config.pca:
-            self._wait_for_imports()  # they import more of scikit-learn: never beside the warm-up thread
         started = time.perf_counter()
         columns = features.select_columns(clean.feature_columns, present_prefixes(config, clean.feature_columns))
         first_label = np.array([index[names[0]] for names in row_labels], np.int64)
@@ -217,7 +215,7 @@ class Session:
         x_train, x_valid = transform.transform(train_rows), transform.transform(valid_rows)
         self._stage("features", started, f"{config.features}: {len(columns):,} columns → "
                                          f"{x_train.shape[1]:,} model inputs")
-        summary = self._summary(config, clean, chosen, columns, x_train.shape[1])
+        summary = self._summary(config, clean, chosen, columns, x_train.shape[1], transform.notes_)
         self._wait_for_imports()  # every user of prepared data goes on to fastai, torch or scikit-learn models
         return Prepared(summary=summary, keys=keys, classes=classes, targets=targets,
                         train_idx=np.asarray(chosen.train_idx), valid_idx=np.asarray(chosen.valid_idx),
@@ -225,7 +223,8 @@ class Session:
                         transform=transform, feature_columns=tuple(columns),
                         key_names=clean.merged.source_keys)
 
-    def _summary(self, config: RunConfig, clean: CleanData, chosen, columns, n_inputs: int) -> DatasetSummary:
+    def _summary(self, config: RunConfig, clean: CleanData, chosen, columns, n_inputs: int,
+                 feature_notes: tuple[str, ...]) -> DatasetSummary:
         merged, audit, labelled = clean.merged, clean.audit, clean.labelled
         dropped = tuple(audit.bad_rows) if config.bad_rows == "drop" else ()
         imputed = tuple(audit.bad_rows) if config.bad_rows == "impute" else ()
@@ -240,8 +239,8 @@ class Session:
             label_counts=labels.label_count_distribution(merged.frame["labels"]), label_mode=config.label_mode,
             kept_rows=len(labelled.frame), n_classes=len(labelled.classes),
             class_sizes=dict(labelled.class_sizes), feature_groups=features.group_counts(clean.feature_columns),
-            feature_set=config.features, n_features=n_inputs, train_rows=len(chosen.train_idx),
-            valid_rows=len(chosen.valid_idx))
+            feature_set=config.features, n_features=n_inputs, feature_notes=feature_notes,
+            train_rows=len(chosen.train_idx), valid_rows=len(chosen.valid_idx))
 
     # -- model --------------------------------------------------------------------------------------------
     def _learner(self, config: RunConfig, prepared: Prepared):

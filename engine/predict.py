@@ -48,7 +48,7 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
                                 load.load_table(tabular, cache_dir=cache_dir).frame,
                                 embeddings_path=str(embeddings), tabular_path=str(tabular),
                                 key=key if key is not None else info.config.get("key"), labels_required=False)
-    columns = list(info.transform.input_columns)
+    columns = list(info.transform.input_columns_)
     check_feature_columns(merged.frame, columns, embeddings, tabular)
     policy = info.config.get("bad_rows", "drop")
     audit = audit_features(merged.frame, columns, key=merge.MERGED_KEY, policy=policy)

@@ -1,9 +1,9 @@
 """The heavy imports (scikit-learn, fastai, torch: ≈4.5 s), done once, ahead of need.
 
 Callers start `warm_up` in a background thread while the CSVs load or the UI paints; a step that needs those
-libraries calls `wait_for_scikit_learn` (the split) or `warm_up` (everything else) first, and so waits for that
-thread instead of importing beside it: two threads importing one package at once can fail with "partially
-initialized module" (scikit-learn's imports are circular), hence the lock.
+libraries calls `wait_for_scikit_learn` (the split and features steps) or `warm_up` (everything else) first, and
+so waits for that thread instead of importing beside it: two threads importing one package at once can fail with
+"partially initialized module" (scikit-learn's imports are circular), hence the lock.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ def warm_up() -> None:
             return
         _started.set()
         try:
-            import sklearn.model_selection  # noqa: F401  (the import is the work; the split needs it first)
+            # The import is the work: the split, then the features step (the rest is ~0.2 s), need these first.
+            import sklearn.compose  # noqa: F401
+            import sklearn.decomposition  # noqa: F401
+            import sklearn.feature_selection  # noqa: F401
+            import sklearn.impute  # noqa: F401
+            import sklearn.model_selection  # noqa: F401
+            import sklearn.pipeline  # noqa: F401
             _scikit_learn_ready.set()
             import engine.lr_find  # noqa: F401  (fastai and torch; every module a run imports, so that
             import engine.model  # noqa: F401   the freeze below covers their objects too)
@@ -38,7 +44,8 @@ def warm_up() -> None:
 
 
 def wait_for_scikit_learn() -> None:
-    """Return once scikit-learn's model_selection is imported; fastai and torch may still be importing."""
+    """Return once the scikit-learn modules of the split and features steps are imported; fastai and torch may
+    still be importing."""
     if _scikit_learn_ready.is_set():
         return
     if _started.is_set():

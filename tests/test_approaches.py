@@ -14,6 +14,7 @@ from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError
 from engine.evaluate import correct_per_clip
 from engine.events import RunFailed
+from engine.features import FeatureTransform
 from engine.pipeline import Session
 from engine.store.history import load_history
 from engine.store.predictions import load_predictions
@@ -136,6 +137,15 @@ def test_runs_are_found_by_id_start_or_approach_name(ablation):
         approaches.find_run(history, "zzz")
 
 
+def test_input_groups_of_a_pca_transform_put_the_components_in_one_group():
+    rng = np.random.default_rng(0)
+    columns = ["emb_0", "emb_1", "stft_mean_0", "mel_std_0", "cqt_mean_0"]
+    frame = pd.DataFrame(rng.normal(size=(20, len(columns))), columns=columns)
+    transform = FeatureTransform(columns, pca=2).fit(frame, np.arange(20) % 2)
+    groups = approaches.input_groups(transform.get_feature_names_out())
+    assert {group: list(positions) for group, positions in groups.items()} == {"emb": [0, 1], "pca": [2, 3]}
+
+
 def test_group_importance_of_the_both_run_is_seeded_and_finds_the_embeddings(ablation):
     session, records, _ = ablation
     both = by_features(records)["both"]
@@ -160,7 +170,7 @@ def test_leakage_the_fit_ignores_valid_values_and_follows_train_values(small_dem
     valid_keys = set(original.keys[original.valid_idx])
     train_keys = list(original.keys[original.train_idx])
     columns = [c for c in tabular.columns if c.startswith(("stft_", "mel_", "cqt_"))]
-    unselected = next(c for c in columns if c not in original.transform.input_columns)
+    unselected = next(c for c in columns if c not in original.transform.input_columns_)
 
     def prepared_with(frame: pd.DataFrame, name: str):
         path = tmp_path / f"{name}.csv"
@@ -173,7 +183,7 @@ def test_leakage_the_fit_ignores_valid_values_and_follows_train_values(small_dem
     valid_edited.loc[in_valid, unselected] = np.arange(in_valid.sum()) * 100.0
     same = prepared_with(valid_edited, "valid_edited")
     assert same.split_id == original.split_id
-    assert same.transform.input_columns == original.transform.input_columns
+    assert same.transform.input_columns_ == original.transform.input_columns_
     assert np.array_equal(same.x_train, original.x_train)
     assert np.array_equal(same.transform.transform(probe), original.transform.transform(probe))
 
@@ -183,7 +193,7 @@ def test_leakage_the_fit_ignores_valid_values_and_follows_train_values(small_dem
     train_edited.loc[in_train, unselected] = [label_of[k] * 50.0 for k in tabular.loc[in_train, "file"]]
     changed = prepared_with(train_edited, "train_edited")
     assert changed.split_id == original.split_id
-    assert unselected in changed.transform.input_columns
+    assert unselected in changed.transform.input_columns_
     assert not np.allclose(changed.transform.transform(probe), original.transform.transform(probe))
 
 

@@ -1,11 +1,15 @@
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import mutual_info_score
 
-from engine.errors import ConfigError, InputError
+from engine.errors import ConfigError, InputError, StorageError
 from engine.features import FeatureTransform, binned_mutual_info, group_counts, select_columns
 
 EMB = [f"emb_{i}" for i in range(3)]
@@ -46,7 +50,7 @@ def test_plain_transform_standardizes_with_train_statistics():
     transform = FeatureTransform(COLUMNS).fit(train, y[:45])
     x_train, x_valid = transform.transform(train), transform.transform(valid)
     assert x_train.dtype == np.float32 and x_train.shape == (45, len(COLUMNS))
-    assert transform.output_names == COLUMNS
+    assert list(transform.get_feature_names_out()) == COLUMNS
     np.testing.assert_allclose(x_train.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(x_train.std(axis=0), 1, atol=1e-4)
     expected = (valid[COLUMNS].to_numpy() - train[COLUMNS].mean().to_numpy()) / train[COLUMNS].std(ddof=0).to_numpy()
@@ -64,7 +68,7 @@ def test_constant_column_gets_scale_one_not_nan():
 def test_select_k_keeps_the_informative_tabular_columns_and_all_embeddings(method):
     frame, y = dataset(rows=90)
     transform = FeatureTransform(COLUMNS, select_k=2, select_method=method).fit(frame, y)
-    assert transform.output_names == EMB + ["stft_mean_1", "mel_std_2"]
+    assert list(transform.get_feature_names_out()) == EMB + ["stft_mean_1", "mel_std_2"]
     assert transform.transform(frame).shape == (90, 5)
 
 
@@ -73,33 +77,33 @@ def test_selection_accepts_multilabel_targets_using_the_first_label():
     names = np.array(["Bark", "Purr", "Hiss"])
     multi = [[names[c], "Growl"] for c in y]
     transform = FeatureTransform(COLUMNS, select_k=2).fit(frame, multi)
-    assert transform.output_names == EMB + ["stft_mean_1", "mel_std_2"]
+    assert list(transform.get_feature_names_out()) == EMB + ["stft_mean_1", "mel_std_2"]
 
 
 def test_select_k_beyond_the_tabular_count_keeps_everything_with_a_note():
     frame, y = dataset()
     transform = FeatureTransform(COLUMNS, select_k=50).fit(frame, y)
-    assert transform.output_names == COLUMNS
-    assert "keeps all 8 tabular columns" in transform.notes[0]
+    assert list(transform.get_feature_names_out()) == COLUMNS
+    assert "keeps all 8 tabular columns" in transform.notes_[0]
 
 
 def test_pca_projects_only_the_tabular_block():
     frame, y = dataset()
     transform = FeatureTransform(COLUMNS, pca=3).fit(frame, y)
     x = transform.transform(frame)
-    assert transform.output_names == EMB + ["pca_0", "pca_1", "pca_2"]
+    assert list(transform.get_feature_names_out()) == EMB + ["pca0", "pca1", "pca2"]
     assert x.shape == (60, 6)
     np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-4)
     # the first component follows the two class-carrying columns, which dominate once standardized
     assert abs(np.corrcoef(x[:, 3], y)[0, 1]) > 0.9
-    assert transform.notes == ()
+    assert transform.notes_ == ()
 
 
 def test_pca_larger_than_the_data_is_clipped_with_a_note():
     frame, y = dataset(rows=5)
     transform = FeatureTransform(COLUMNS, pca=20).fit(frame, y)
-    assert len(transform.output_names) == 3 + 5
-    assert "using 5 components" in transform.notes[0]
+    assert len(list(transform.get_feature_names_out())) == 3 + 5
+    assert "using 5 components" in transform.notes_[0]
 
 
 def test_impute_fills_nan_and_inf_with_train_medians():
@@ -133,11 +137,17 @@ def test_transform_names_missing_columns():
         transform.transform(frame.drop(columns=["mel_std_0", "cqt_mean_0"]))
 
 
-def test_bad_method_and_use_before_fit():
+def test_settings_are_checked_in_fit_and_transform_needs_a_fit():
+    frame, y = dataset()
+    transform = FeatureTransform(COLUMNS, select_method="chi2")  # an estimator's __init__ only stores
+    assert transform.get_params()["select_method"] == "chi2"
     with pytest.raises(ConfigError, match="select_method='chi2'"):
-        FeatureTransform(COLUMNS, select_method="chi2")
-    with pytest.raises(RuntimeError, match="before fit"):
-        FeatureTransform(COLUMNS).transform(dataset()[0])
+        transform.fit(frame, y)
+    with pytest.raises(NotFittedError):
+        FeatureTransform(COLUMNS).transform(frame)
+    fitted = FeatureTransform(COLUMNS, pca=2).fit(frame, y)
+    with pytest.raises(NotFittedError):  # a clone has the settings, not the fit
+        clone(fitted).transform(frame)
 
 
 @pytest.mark.parametrize("options", [{}, {"select_k": 3}, {"pca": 2, "impute": True}])
@@ -151,7 +161,7 @@ def test_no_leakage_valid_rows_never_change_the_fit(options):
 
     def fitted(data):
         transform = FeatureTransform(COLUMNS, **options).fit(data.iloc[train_idx], y[train_idx])
-        return transform.output_names, transform.transform(frame.iloc[train_idx])
+        return list(transform.get_feature_names_out()), transform.transform(frame.iloc[train_idx])
 
     names, x = fitted(frame)
     names_v, x_v = fitted(changed_valid)
@@ -166,7 +176,21 @@ def test_fitted_transform_pickles():
     transform = FeatureTransform(COLUMNS, select_k=3, impute=True).fit(frame, y)
     restored = pickle.loads(pickle.dumps(transform))
     np.testing.assert_array_equal(restored.transform(frame), transform.transform(frame))
-    assert restored.output_names == transform.output_names
+    assert list(restored.get_feature_names_out()) == list(transform.get_feature_names_out())
+
+
+def test_a_model_pickled_with_the_former_hand_written_transform_says_to_rerun():
+    # How the transform this one replaced pickled (protocol 0): engine.features.FeatureTransform with a _fitted flag.
+    former = (b"ccopy_reg\n_reconstructor\n(cengine.features\nFeatureTransform\nc__builtin__\nobject\nNtR"
+              b"(dV_fitted\nI01\nsVinput_columns\n(lVemb_0\nasb.")
+    with pytest.raises(StorageError, match="earlier vggtab") as caught:
+        pickle.loads(former)
+    assert "Rerun its run" in str(caught.value)
+
+
+def test_importing_the_features_module_does_not_import_scikit_learn():
+    code = "import sys, engine.features; print(sorted(m for m in sys.modules if m.startswith('sklearn')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 def test_binned_mutual_info_equals_sklearn_on_discrete_columns():

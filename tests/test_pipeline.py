@@ -45,6 +45,13 @@ def test_summary_matches_an_independent_merge(session, config, demo_frames):
     assert isinstance(session.events[-1], DatasetSummarised)
 
 
+def test_the_features_step_says_in_the_summary_what_it_adjusted(session, config):
+    assert session.prepare(config).summary.feature_notes == ()
+    summary = session.prepare(config.with_(features="tabular", pca=10_000)).summary
+    assert len(summary.feature_notes) == 1 and "pca=10000 is more than the data allows" in summary.feature_notes[0]
+    assert f"using {summary.n_features} components" in summary.feature_notes[0]
+
+
 def test_the_nan_row_is_found_named_and_never_reaches_the_model(session, config, demo_frames):
     _, _, merged = demo_frames
     features = merged.drop(columns=["fname", "file", "labels"])
