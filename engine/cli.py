@@ -201,13 +201,14 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_results(args: argparse.Namespace) -> int:
+    from engine.store.export import export_table
     from engine.store.history import load_history
-    from engine.store.tables import export_table
     history = load_history(args.results_dir)
     for warning in history.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.export:
-        export_table(history.records, Path(args.export), "markdown" if args.export.endswith(".md") else "csv")
+        export_table(history.records, Path(args.export), "markdown" if args.export.endswith(".md") else "csv",
+                     force=args.force)
         print(f"Wrote {len(history.records)} runs to {args.export}")
         return 0
     print(f"{'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} {'95% CI':>13} "
@@ -341,7 +342,7 @@ def command_predict(args: argparse.Namespace) -> int:
         print(f"  warning: {warning}")
     for fname, why in prediction.dropped:
         print(f"  dropped {fname}: {why}")
-    path = write_submission(prediction, args.out)
+    path = write_submission(prediction, args.out, force=args.force)
     classes = prediction.frame.shape[1] - 1
     print(f"Wrote {len(prediction.frame):,} clips × {classes} class probabilities ({prediction.label_mode}-label "
           f"model) to {path}; {len(prediction.dropped):,} clip{'' if len(prediction.dropped) == 1 else 's'} dropped.")
@@ -373,6 +374,7 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
     predict.add_argument("--key", default=None, metavar="NAME",
                          help="key column (default: the model's, else fname or file)")
     predict.add_argument("--out", default="submission.csv", metavar="PATH", help="default: submission.csv")
+    predict.add_argument("--force", action="store_true", help="replace an earlier submission at --out")
     predict.add_argument("--models-dir", default="models", metavar="DIR",
                          help="the folder models are loaded from (default: models)")
     predict.add_argument("--allow-outside-models", action="store_true",
@@ -402,6 +404,7 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="list every recorded run, or export the table")
     results.add_argument("--results-dir", default="results", metavar="DIR")
     results.add_argument("--export", metavar="PATH", help="write the table to PATH (.csv or .md)")
+    results.add_argument("--force", action="store_true", help="replace an earlier exported table at --export")
     return parser
 
 

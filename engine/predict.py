@@ -7,6 +7,7 @@ The submission is `fname` plus one probability column per class, in the model's 
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,12 @@ import pandas as pd
 from engine import load, merge
 from engine.audit import audit_features
 from engine.errors import InputError, StorageError
+from engine.store.files import atomic_write, check_writable
+from engine.store.outputs import check_output_target, csv_header
 from engine.text import name_list
 
 OUT_FLAG = "--out"
+SUBMISSION = "a submission CSV"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class Prediction:
     dropped: tuple[tuple[str, str], ...]  # (fname, why) for every matched clip left out of `frame`
     warnings: tuple[str, ...]  # unmatched clips, imputed rows, odd columns …
     label_mode: str  # single: each row sums to 1 (softmax); multi: one sigmoid per class
+    sources: tuple[str, ...] = ()  # the model and data files it was made from: a submission never replaces them
 
 
 def predict_files(model_path, embeddings, tabular, *, key: str | None = None, models_dir="models",
@@ -66,7 +71,8 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
         warnings.append(f"{len(audit.bad_rows):,} clips had NaN/inf features, filled with the training medians "
                         f"(e.g. {', '.join(k for k, _ in audit.bad_rows[:3])}).")
     return Prediction(frame=frame, dropped=audit.bad_rows if policy == "drop" else (),
-                      warnings=tuple(warnings), label_mode=info.label_mode)
+                      warnings=tuple(warnings), label_mode=info.label_mode,
+                      sources=(str(model_path), str(embeddings), str(tabular)))
 
 
 def probabilities(saved, x) -> np.ndarray:
@@ -88,10 +94,28 @@ def check_feature_columns(frame: pd.DataFrame, columns: list[str], embeddings, t
                               "on the feature groups these files have.")
 
 
-def write_submission(prediction: Prediction, out_path) -> Path:
-    """The submission CSV, written completely or not at all; creates its folder if needed."""
-    from engine.store.files import atomic_write, check_writable
-    path = Path(out_path)
+def write_submission(prediction: Prediction, out_path, *, force: bool = False) -> Path:
+    """The submission CSV, written completely or not at all; creates its folder if needed.
+
+    An existing file is replaced only if it is an earlier submission and `force` is set; never the prediction's
+    sources nor anything else vggtab keeps (store.outputs.check_output_target).
+    """
+    path = check_output_target(out_path, SUBMISSION, is_submission, force=force, keep=prediction.sources,
+                               flag=OUT_FLAG)
     check_writable(path.parent, OUT_FLAG)
     frame = prediction.frame
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), flag=OUT_FLAG)
+
+
+def is_submission(lines: list[str]) -> bool:
+    """The first lines of a file are those of a submission: the key, then one probability per class."""
+    header = csv_header(lines)
+    if header[:1] != [merge.MERGED_KEY] or len(header) < 2:
+        return False
+    first_row = next(csv.reader(lines[1:2]), None)
+    if first_row is None:
+        return True
+    try:
+        return len(first_row) == len(header) and all(0 <= float(cell) <= 1 for cell in first_row[1:])
+    except ValueError:
+        return False

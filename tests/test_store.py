@@ -21,7 +21,8 @@ from engine.store.history import HISTORY_FILE, append_record, load_history
 from engine.store.models import export_model, load_model
 from engine.store.names import new_run_id, timestamp
 from engine.store.predictions import load_predictions, save_predictions
-from engine.store.tables import export_table, write_run_csvs
+from engine.store.export import export_table
+from engine.store.tables import write_run_csvs
 
 NOTEBOOK_COLUMNS = ("timestamp", "model", "features", "vggish_features", "tabular_features", "num_classes",
                     "train_samples", "val_samples", "epochs", "learning_rate", "training_time_sec", "val_accuracy",

@@ -474,10 +474,11 @@ class MainScreen(Screen):
         records, results_dir = self.results_panel.visible_records(), self.results_dir
 
         def step():
-            from engine.store.tables import export_table
+            from engine.store.export import export_table
             folder = Path(results_dir)
-            return [export_table(records, folder / name, fmt) for name, fmt in (("table.csv", "csv"),
-                                                                                 ("table.md", "markdown"))]
+            # The app's own names: each export replaces the previous one.
+            return [export_table(records, folder / name, fmt, force=True)
+                    for name, fmt in (("table.csv", "csv"), ("table.md", "markdown"))]
         self._results_job("Cannot export", step, lambda paths: self.notify(
             f"{len(records)} runs written to {' and '.join(map(str, paths))}.", title="Table exported"))
 
@@ -502,7 +503,7 @@ class MainScreen(Screen):
             from engine.store.names import safe_name
             out = results_dir / f"submission_{safe_name(record.approach)}.csv"  # a named run may hold spaces
             prediction = predict_files(record.model_path, embeddings, tabular, models_dir=models_dir)
-            return prediction, write_submission(prediction, out)
+            return prediction, write_submission(prediction, out, force=True)
 
         def done(result) -> None:
             prediction, path = result

@@ -1,4 +1,4 @@
-"""The notebook's per-run CSVs (results and epochs), and the comparison table exported as CSV or Markdown."""
+"""The notebook's per-run CSVs: `<approach>_results_<timestamp>.csv` and `<approach>_history_<timestamp>.csv`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable
 
-from engine.errors import ConfigError
 from engine.events import RunRecord
 from engine.store.files import atomic_write, make_folder, write_new
 from engine.store.names import TIMESTAMP_FORMAT, run_suffix, safe_name, timestamp
-from engine.text import interval_text, layers_text
+from engine.text import layers_text
 
-EXPORT_FORMATS = ("csv", "markdown")
-EXPORT_FLAG = "--export path"
 
 # The notebook's results columns first, then what vggtab adds.
 RESULTS_COLUMNS = (
@@ -24,11 +21,6 @@ RESULTS_COLUMNS = (
     "random_baseline", "majority_baseline", "lwlrap", "split_id", "model_path",
 )
 EPOCH_COLUMNS = ("epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "seconds")
-TABLE_COLUMNS = ("approach", "status", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
-                 "error_rate", "lwlrap", "train_seconds", "num_params", "created")
-MARKDOWN_HEADER = ("approach", "status", "features", "layers", "lr", "epochs", "val accuracy", "95 % CI",
-                   "error rate", "lwlrap", "train s", "params", "created")
-NO_VALUE = "–"  # a Markdown cell with nothing to show: a failed or cancelled run has no accuracy
 
 
 def write_run_csvs(results_dir, record: RunRecord) -> tuple[Path, Path]:
@@ -39,13 +31,13 @@ def write_run_csvs(results_dir, record: RunRecord) -> tuple[Path, Path]:
     # Another run of this approach in the same second (in this or another process) may hold the name: the
     # results CSV takes the run id's suffix then, and the history CSV follows its name.
     results_path = write_new(results_dir / f"{stem}_results_{stamp}.csv",
-                             _csv_writer(RESULTS_COLUMNS, [results_row(record, stamp)]),
+                             csv_writer(RESULTS_COLUMNS, [results_row(record, stamp)]),
                              fallback_suffix=run_suffix(record.run_id))
     epochs_path = results_path.with_name(results_path.name.replace(f"{stem}_results_", f"{stem}_history_", 1))
     epoch_columns = list(EPOCH_COLUMNS)
     for epoch in record.history:
         epoch_columns += [key for key in epoch if key not in epoch_columns]
-    atomic_write(epochs_path, _csv_writer(epoch_columns, record.history))
+    atomic_write(epochs_path, csv_writer(epoch_columns, record.history))
     return results_path, epochs_path
 
 
@@ -70,7 +62,7 @@ def results_row(record: RunRecord, stamp: str = "") -> dict:
         "run_id": record.run_id,
         "approach": record.approach,
         "status": record.status,
-        "layers": _mlp_layers(config),
+        "layers": mlp_layers(config),
         "n_features": metrics.get("n_features"),
         "ci_low": metrics.get("ci_low"),
         "ci_high": metrics.get("ci_high"),
@@ -83,7 +75,7 @@ def results_row(record: RunRecord, stamp: str = "") -> dict:
     }
 
 
-def _csv_writer(columns: Iterable[str], rows: Iterable[dict]) -> Callable[[Path], None]:
+def csv_writer(columns: Iterable[str], rows: Iterable[dict]) -> Callable[[Path], None]:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
@@ -99,60 +91,5 @@ def _record_stamp(record: RunRecord) -> str:
         return timestamp()
 
 
-def _mlp_layers(config: dict) -> str:
+def mlp_layers(config: dict) -> str:
     return layers_text(config.get("layers", ())) if config.get("model", "mlp") == "mlp" else ""
-
-
-# --------------------------------------------------------------------------------------------- export
-
-def table_row(record: RunRecord) -> dict:
-    """One run as a row of the comparison table (numbers left as numbers)."""
-    config, metrics = record.config, record.metrics
-    return {
-        "approach": record.approach,
-        "status": record.status,
-        "features": config.get("features", ""),
-        "layers": _mlp_layers(config) or config.get("model", ""),
-        "lr": metrics.get("learning_rate", config.get("lr")),
-        "epochs": config.get("epochs"),
-        "val_accuracy": metrics.get("val_accuracy"),
-        "ci_low": metrics.get("ci_low"),
-        "ci_high": metrics.get("ci_high"),
-        "error_rate": metrics.get("error_rate"),
-        "lwlrap": metrics.get("lwlrap"),
-        "train_seconds": record.train_seconds,
-        "num_params": record.num_params,
-        "created": record.created,
-    }
-
-
-def export_table(records: Iterable[RunRecord], path, fmt: str) -> Path:
-    """Write the comparison table as "csv" (numbers as stored, empty where a run has none) or "markdown"
-    (rounded for reading, NO_VALUE where a run has none); both keep each run's status."""
-    if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"Export format {fmt!r} is not known.", hint=f"Use one of {', '.join(EXPORT_FORMATS)}.")
-    rows = [table_row(record) for record in records]
-    path = Path(path)
-    make_folder(path.parent, EXPORT_FLAG)
-    if fmt == "csv":
-        atomic_write(path, _csv_writer(TABLE_COLUMNS, rows), flag=EXPORT_FLAG)
-    else:
-        text = _markdown_table(rows)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), flag=EXPORT_FLAG)
-    return path
-
-
-def _markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(MARKDOWN_HEADER) + " |", "|" + "|".join("---" for _ in MARKDOWN_HEADER) + "|"]
-    for row in rows:
-        cells = (row["approach"], row["status"], row["features"], row["layers"], _number(row["lr"], ".2g"),
-                 _number(row["epochs"], "d"), _number(row["val_accuracy"], ".2%"),
-                 interval_text(row["ci_low"], row["ci_high"]),
-                 _number(row["error_rate"], ".2%"), _number(row["lwlrap"], ".3f"), _number(row["train_seconds"], ".1f"),
-                 _number(row["num_params"], ","), row["created"])
-        lines.append("| " + " | ".join(str(cell or NO_VALUE).replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _number(value, spec: str) -> str:
-    return "" if value is None else format(value, spec)
