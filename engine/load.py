@@ -80,18 +80,13 @@ def load_table(path, *, cache_dir=None, parse_threads: bool = True) -> Table:
                          hint="Re-export it with df.to_parquet(...), or give the CSV instead.")
     _check_text(head, path)
 
-    cache = _cache_file(source, path, cache_dir)
-    writing = _cache_writes.pop(cache, None)
-    if writing is not None:
-        writing.join()
-    frame = _read_cache(cache)
-    if frame is not None:
-        return Table(frame, str(path), from_cache=True)
+    cache = cache_path(cache_dir, source.stem, str(source), f"{CACHE_FORMAT}|{fingerprint(path)}")
+    cached = read_cached(cache)
+    if cached is not None:
+        return Table(to_frame(cached), str(path), from_cache=True)
     table = _read_csv(source, path, _delimiter(head), parse_threads)
-    writing = _start_cache_write(table, cache)
-    if writing is not None:
-        _cache_writes[cache] = writing
-    return Table(_to_frame(table), str(path), from_cache=False)
+    write_cached(table, cache)
+    return Table(to_frame(table), str(path), from_cache=False)
 
 
 def _existing_file(path) -> Path:
@@ -208,7 +203,7 @@ def _check_columns(table: pa.Table, path) -> None:
                          hint="Re-save the file as UTF-8 CSV.")
 
 
-def _to_frame(table: pa.Table) -> pd.DataFrame:
+def to_frame(table: pa.Table) -> pd.DataFrame:
     frame = table.to_pandas()
     # A frame saved with df.set_index("fname").to_parquet() keeps its key in the index.
     if not isinstance(frame.index, pd.RangeIndex):
@@ -223,29 +218,39 @@ def _read_parquet(source: Path, path) -> pd.DataFrame:
         raise InputError(f"{path} is a damaged Parquet file: {_shorten(str(error))}",
                          hint="Export it again, or give the CSV instead.") from None
     _check_columns(table, path)
-    return _to_frame(table)
+    return to_frame(table)
 
 
-def cache_dir_of(cache_dir) -> Path:
-    return Path(cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
-
-
-def _cache_file(source: Path, path, cache_dir) -> Path:
-    identity = f"{CACHE_FORMAT}|{fingerprint(path)}"
-    return cache_dir_of(cache_dir) / f"{source.stem}-{_digest(str(source))}-{_digest(identity)}{CACHE_SUFFIX}"
+def cache_path(cache_dir, stem: str, source: str, identity: str) -> Path:
+    """`stem-<digest of source>-<digest of identity>.arrow` in the cache dir (cache_dir, else $VGGTAB_CACHE_DIR,
+    else data/.cache): a new identity of the same source replaces the old file when written."""
+    directory = Path(cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
+    return directory / f"{stem}-{_digest(source)}-{_digest(identity)}{CACHE_SUFFIX}"
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _read_cache(cache: Path) -> pd.DataFrame | None:
+def read_cached(cache: Path) -> pa.Table | None:
+    """A cache file, once any write of it that this process started is done; None when absent or damaged (it is
+    then built again and rewritten)."""
+    writing = _cache_writes.pop(cache, None)
+    if writing is not None:
+        writing.join()
     if not cache.is_file():
         return None
     try:
-        return _to_frame(feather.read_table(cache, memory_map=True))
+        return feather.read_table(cache, memory_map=True)
     except (pa.ArrowException, OSError):
-        return None  # a damaged cache is parsed again and rewritten
+        return None
+
+
+def write_cached(table: pa.Table, cache: Path) -> None:
+    """Write a cache file in the background; `read_cached` of the same file waits for it."""
+    writing = _start_cache_write(table, cache)
+    if writing is not None:
+        _cache_writes[cache] = writing
 
 
 def wait_for_cache_writes() -> None:

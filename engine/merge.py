@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import PurePosixPath, PureWindowsPath
 
 import numpy as np
@@ -18,18 +18,27 @@ EXAMPLES = 3  # keys shown from each side when they don't match
 
 
 @dataclass(frozen=True)
-class Merged:
-    frame: pd.DataFrame  # fname, labels, then the other columns (embeddings' first, then tabular's)
-    key: str  # the key column as named in `frame`: always "fname"
+class Matching:
+    """How the two files' keys matched: plain data, kept in the prepared-data cache (engine.clean)."""
+
+    key: str  # the key column as named in the merged frame: always "fname"
+    source_keys: tuple[str, str]  # the key column's name in each file
     rows_embeddings: int
     rows_tabular: int
     matched: int
     unmatched_embeddings: int
     unmatched_tabular: int
     unmatched_examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Merged(Matching):
+    frame: pd.DataFrame  # fname, labels, then the other columns (embeddings' first, then tabular's)
     duplicate_keys: tuple[str, ...]
     warnings: tuple[str, ...]
-    source_keys: tuple[str, str] = ("fname", "fname")  # the key column's name in each file
+
+    def matching(self) -> Matching:
+        return Matching(**{f.name: getattr(self, f.name) for f in fields(Matching)})
 
 
 def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_path: str, tabular_path: str,

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from engine import features, labels, load, merge, split
+from engine import clean as cleaning, features, labels, load, merge, split
 from engine.audit import audit_features
+from engine.clean import CleanData
 from engine.baselines import SAVED_BASELINES
 from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
@@ -24,17 +25,6 @@ from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Rep
                            RunFinished, RunRecord, StageDone, ignore)
 from engine.text import interval_text, name_list
 from engine.warmup import is_importing, is_warm, wait_for_scikit_learn, warm_up
-
-
-@dataclass(frozen=True)
-class CleanData:
-    """Merged, audited and label-filtered rows: the same for every feature set, so splits are comparable."""
-
-    merged: merge.Merged
-    audit: object  # engine.audit.Audit
-    labelled: labels.Labelled
-    feature_columns: tuple[str, ...]
-    ignored_columns: tuple[str, ...]  # neither key, labels nor a feature group (e.g. license)
 
 
 @dataclass(frozen=True)
@@ -134,8 +124,21 @@ class Session:
     def clean_data(self, config: RunConfig) -> CleanData:
         key = data_key(config) + input_identity(config)
         if key not in self._clean:
-            self._clean = {key: self._build_clean(config)}  # keep one dataset in memory, not every one seen
+            self._clean = {key: self._cached_clean(config, key)}  # keep one dataset in memory, not every one seen
         return self._clean[key]
+
+    def _cached_clean(self, config: RunConfig, key: tuple) -> CleanData:
+        started = time.perf_counter()
+        cache = cleaning.cache_file(self.cache_dir, (config.embeddings, config.tabular), key)
+        clean = cleaning.read_cache(cache)
+        if clean is not None:
+            self._stage("load", started, f"merged, audited and labelled rows from cache: "
+                                         f"{len(clean.labelled.frame):,} rows × {clean.labelled.frame.shape[1]:,} "
+                                         f"columns")
+            return clean
+        clean = self._build_clean(config)
+        cleaning.write_cache(clean, cache)
+        return clean
 
     def _build_clean(self, config: RunConfig) -> CleanData:
         embeddings = self._load(config.embeddings, "embeddings")
@@ -157,8 +160,7 @@ class Session:
         labelled = labels.filter_labels(audit.frame, mode=config.label_mode)
         self._stage("labels", started, f"{len(labelled.frame):,} rows kept ({config.label_mode}-label), "
                                        f"{len(labelled.classes)} classes")
-        return CleanData(merged=merged, audit=audit, labelled=labelled, feature_columns=tuple(audit.feature_columns),
-                         ignored_columns=tuple(ignored))
+        return cleaning.from_steps(merged, audit, labelled, ignored)
 
     def prepare(self, config: RunConfig, *, announce: bool = True) -> Prepared:
         """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised
@@ -174,6 +176,7 @@ class Session:
             prepared = self._prepared[key]
         if announce:
             self.report(DatasetSummarised(prepared.summary))
+        self._wait_for_imports()  # after the summary: every user of prepared data goes on to fastai, torch or models
         return prepared
 
     def _build_prepared(self, config: RunConfig) -> Prepared:
@@ -216,27 +219,26 @@ class Session:
         self._stage("features", started, f"{config.features}: {len(columns):,} columns → "
                                          f"{x_train.shape[1]:,} model inputs")
         summary = self._summary(config, clean, chosen, columns, x_train.shape[1], transform.notes_)
-        self._wait_for_imports()  # every user of prepared data goes on to fastai, torch or scikit-learn models
         return Prepared(summary=summary, keys=keys, classes=classes, targets=targets,
                         train_idx=np.asarray(chosen.train_idx), valid_idx=np.asarray(chosen.valid_idx),
                         split_id=split.split_id(keys[chosen.valid_idx]), x_train=x_train, x_valid=x_valid,
                         transform=transform, feature_columns=tuple(columns),
-                        key_names=clean.merged.source_keys)
+                        key_names=clean.matching.source_keys)
 
     def _summary(self, config: RunConfig, clean: CleanData, chosen, columns, n_inputs: int,
                  feature_notes: tuple[str, ...]) -> DatasetSummary:
-        merged, audit, labelled = clean.merged, clean.audit, clean.labelled
-        dropped = tuple(audit.bad_rows) if config.bad_rows == "drop" else ()
-        imputed = tuple(audit.bad_rows) if config.bad_rows == "impute" else ()
+        labelled = clean.labelled
+        dropped = clean.bad_rows if config.bad_rows == "drop" else ()
+        imputed = clean.bad_rows if config.bad_rows == "impute" else ()
         empty = tuple((k, "no labels") for k in labelled.dropped_empty)
+        matching = asdict(clean.matching)
+        del matching["source_keys"]
         return DatasetSummary(
-            embeddings_path=config.embeddings, tabular_path=config.tabular, key=merged.key,
-            rows_embeddings=merged.rows_embeddings, rows_tabular=merged.rows_tabular, matched=merged.matched,
-            unmatched_embeddings=merged.unmatched_embeddings, unmatched_tabular=merged.unmatched_tabular,
-            unmatched_examples=tuple(merged.unmatched_examples), dropped=dropped + empty, imputed=imputed,
-            warnings=tuple(merged.warnings) + tuple(audit.warnings) + tuple(labelled.warnings)
-            + tuple(chosen.notes) + ignored_note(clean.ignored_columns),
-            label_counts=labels.label_count_distribution(merged.frame["labels"]), label_mode=config.label_mode,
+            embeddings_path=config.embeddings, tabular_path=config.tabular, **matching,
+            dropped=dropped + empty, imputed=imputed,
+            warnings=clean.warnings + tuple(labelled.warnings) + tuple(chosen.notes)
+            + ignored_note(clean.ignored_columns),
+            label_counts=clean.label_counts, label_mode=config.label_mode,
             kept_rows=len(labelled.frame), n_classes=len(labelled.classes),
             class_sizes=dict(labelled.class_sizes), feature_groups=features.group_counts(clean.feature_columns),
             feature_set=config.features, n_features=n_inputs, feature_notes=feature_notes,
