@@ -425,3 +425,46 @@ def test_a_history_written_by_the_first_version_loads_unchanged(tmp_path, run_cl
     assert [line.split()[1] for line in listing.out.splitlines()[1:]] == [
         "finished", "finished", "failed", "cancelled", "finished"]
     assert (results / HISTORY_FILE).read_bytes() == before
+
+
+def test_history_lines_with_wrong_types_are_skipped_with_their_line_number(tmp_path, run_cli):
+    """A hand-edited line with a string where a number belongs, or a list where a mapping belongs, costs that
+    line only: the rest of the table loads and lists."""
+    good = json.loads((FIXTURES / "history_v0.1.0.jsonl").read_text().splitlines()[0])
+
+    def edited(**changes):
+        row = json.loads(json.dumps(good))
+        for path, value in changes.items():
+            *parents, key = path.split("__")
+            target = row
+            for parent in parents:
+                target = target[int(parent)] if isinstance(target, list) else target[parent]
+            target[key] = value
+        return json.dumps(row)
+
+    broken = {
+        2: (edited(metrics__val_accuracy="0.3"), "its metric 'val_accuracy' is '0.3', not a number or null"),
+        3: (edited(config__lr="1e-3"), "its config 'lr' is '1e-3', not a number or null"),
+        4: (edited(config__layers="200,100"), "its config 'layers' is '200,100', not a list of whole numbers or null"),
+        5: (edited(config__epochs=2.5), "its config 'epochs' is 2.5, not a whole number or null"),
+        6: (edited(metrics=[0.3, 0.7]), "its 'metrics' is [0.3, 0.7], not a mapping"),
+        7: (edited(num_params="50698"), "its 'num_params' is '50698', not a whole number"),
+        8: (edited(history=[[1, 2.0, 1.7]]), "its 'history' is [[1, 2.0, 1.7]], not a list of mappings"),
+        9: (edited(history__0__train_loss="nan"), "its epoch 1 'train_loss' is 'nan', not a number or null"),
+        10: (edited(metrics__lr_source=3), "its metric 'lr_source' is 3, not text"),
+    }
+    lines = [json.dumps(good)] + [line for line, _ in broken.values()] + [edited(config__epochs=None)]
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / HISTORY_FILE).write_text("\n".join(lines) + "\n")
+
+    loaded = load_history(results)
+
+    assert [r.config["epochs"] for r in loaded.records] == [2, None]  # null: a setting the run does not have
+    assert len(loaded.warnings) == len(broken)
+    for warning, (number, (_, reason)) in zip(loaded.warnings, broken.items()):
+        assert f"line {number}: skipped, {reason}." in warning
+    listing = run_cli("results", "--results-dir", str(results))
+    assert listing.code == 0 and len(listing.out.splitlines()) == 3  # header and the two good runs
+    assert [re.search(r"line (\d+): skipped", line).group(1) for line in listing.err.splitlines()] == [
+        str(number) for number in broken]

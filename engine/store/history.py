@@ -10,6 +10,8 @@ import errno
 import json
 import math
 import os
+import reprlib
+import types
 import typing
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
+from engine.config import RunConfig
 from engine.errors import StorageError
 from engine.events import RunRecord
 from engine.store.files import fsync_folder, make_folder, storage_error
@@ -25,6 +28,7 @@ from engine.store.files import fsync_folder, make_folder, storage_error
 HISTORY_FILE = "history.jsonl"
 HISTORY_LOCK = "history.lock"
 SCHEMA = 1
+TEXT_METRICS = ("lr_source",)  # every other metric is a number, or null where a run has none
 LOCK_TIMEOUT_SECONDS = 60  # an append takes milliseconds; a holder this slow is stuck
 
 
@@ -144,10 +148,15 @@ def load_history(results_dir) -> HistoryLoad:
 
 
 _RECORD_TYPES = typing.get_type_hints(RunRecord)
+_CONFIG_TYPES = typing.get_type_hints(RunConfig)
 
 
 def record_from_row(row) -> RunRecord:
-    """A RunRecord from one history row; ValueError saying what is wrong if it cannot be one."""
+    """A RunRecord from one history row; ValueError saying what is wrong if it cannot be one.
+
+    Types are checked down to the values front ends read as numbers (config settings, metrics, epoch rows),
+    so a hand-edited '"lr": "1e-3"' skips its line instead of breaking the whole table.
+    """
     if not isinstance(row, dict):
         raise ValueError(f"it holds a {type(row).__name__}, not a run")
     values = {}
@@ -156,16 +165,50 @@ def record_from_row(row) -> RunRecord:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ValueError(f"it has no {f.name!r} (a row from another version?)")
             continue
-        hint = _RECORD_TYPES[f.name]
-        value, expected = row[f.name], typing.get_origin(hint) or hint
-        if expected is tuple and isinstance(value, list):
-            item_type = typing.get_args(hint)[0]
-            if not all(isinstance(item, item_type) for item in value):
-                raise ValueError(f"its {f.name!r} holds items that are not {item_type.__name__}s")
+        hint, value = _RECORD_TYPES[f.name], row[f.name]
+        _check_type(value, hint, f"its {f.name!r}")
+        if typing.get_origin(hint) is tuple:
             value = tuple(value)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        elif hint is float:
             value = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
-            raise ValueError(f"its {f.name!r} is {value!r}, not a {expected.__name__}")
         values[f.name] = value
+    for name, value in values["config"].items():
+        if name in _CONFIG_TYPES:  # null where a run has no such setting (an ensemble has no epochs)
+            _check_type(value, _CONFIG_TYPES[name] | None, f"its config {name!r}")
+    for name, value in values.get("metrics", {}).items():
+        _check_type(value, str if name in TEXT_METRICS else float | None, f"its metric {name!r}")
+    for number, epoch in enumerate(values.get("history", ()), start=1):
+        for name, value in epoch.items():
+            _check_type(value, float | None, f"its epoch {number} {name!r}")
     return RunRecord(**values)
+
+
+def _check_type(value, hint, what: str) -> None:
+    if not _matches(value, hint):
+        raise ValueError(f"{what} is {reprlib.repr(value)}, not {_described(hint)}")
+
+
+def _matches(value, hint) -> bool:
+    """`value` as JSON holds it fits `hint` (tuples are lists; an int is a float); hints it cannot judge pass."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+    return True
+
+
+def _described(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_described(arg) for arg in args)
+    if origin is tuple:
+        return f"a list of {_described(args[0]).removeprefix('a ')}s"
+    return {type(None): "null", float: "a number", int: "a whole number", str: "text", bool: "true or false",
+            dict: "a mapping"}.get(hint, f"a {getattr(hint, '__name__', hint)}")
