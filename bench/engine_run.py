@@ -43,7 +43,7 @@ def main(embeddings: str, tabular: str, out_dir: str, json_path: str) -> None:
     total = time.perf_counter() - START
     Path(json_path).write_text(json.dumps({
         "stages": times, "total_in_process": total, "accuracy": record.metrics["val_accuracy"],
-        "lr": record.metrics["learning_rate"], "train_rows": record.metrics["train_samples"],
+        "lr": record.config["lr"], "train_rows": record.metrics["train_samples"],
         "valid_rows": record.metrics["val_samples"], "features": record.metrics["n_features"]}))
 
 

@@ -72,6 +72,7 @@ def find_run(records, wanted: str) -> RunRecord:
     finished = [r for r in records if r.status == "finished"]
     named = [r for r in finished if r.approach == wanted]
     for match in ([r for r in finished if r.run_id == wanted], [r for r in finished if r.run_id.startswith(wanted)],
+                  [r for r in finished if r.short_id == wanted],
                   ([r for r in named if r.config.get("fold") is None] or named)[-1:]):
         if len(match) == 1:
             return match[0]

@@ -1,10 +1,17 @@
-"""One frozen config per run. Defaults are the notebook's choices; a recorded config reruns a run exactly."""
+"""One frozen config per run, and its schema. Defaults are the notebook's choices; a recorded config reruns a
+run exactly.
+
+Each run setting is declared once, as a `RunConfig` field made by `setting(...)`: its default, its allowed
+values or range and one line of help. Validation, the CLI options, the app's form, the "differences from the
+default" view and the results table's columns are all derived from `SETTINGS`.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import ConfigError
 from engine.text import layers_text
@@ -12,6 +19,8 @@ from engine.text import layers_text
 DEMO_DIR = Path("data/demo")
 DEMO_EMBEDDINGS = str(DEMO_DIR / "embeddings.csv")
 DEMO_TABULAR = str(DEMO_DIR / "tabular.csv")
+DEMO_TEST_EMBEDDINGS = str(DEMO_DIR / "test_embeddings.csv")
+DEMO_TEST_TABULAR = str(DEMO_DIR / "test_tabular.csv")
 
 # Column-name prefixes of each feature group in the user's files.
 FEATURE_GROUPS: dict[str, str] = {"emb": "emb_", "stft": "stft_", "mel": "mel_", "cqt": "cqt_"}
@@ -33,76 +42,227 @@ DEFAULT_WD = 0.01
 
 
 @dataclass(frozen=True)
+class Setting:
+    """What one run setting may hold, declared next to its field; `name` and `default` come from the field."""
+
+    help: str
+    group: str  # data | split | features | model | training | run: where the CLI and the form list it
+    choices: tuple = ()
+    low: float | None = None  # inclusive bounds; `above` makes `low` exclusive
+    high: float | None = None
+    above: bool = False
+    none: str = ""  # what None means ("auto", "off"); empty: None is not allowed
+    parse_text: Callable[[str], object] | None = None  # text → value, for values that are not plain numbers
+    check_value: Callable[[object], None] | None = None  # extra check that raises ConfigError
+    editable: bool = True  # False: set by the engine (lr_source) or by the front end's own widgets (paths)
+    name: str = ""
+    default: object = None
+    kind: type = str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def format(self, value) -> str:
+        if value is None:
+            return self.none
+        if isinstance(value, (tuple, list)):
+            return ",".join(map(str, value))
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    def parse(self, text) -> object:
+        """A value typed by a user (CLI, form) → a checked value; a ConfigError names the setting."""
+        if not isinstance(text, str):
+            return self.check(text)
+        text = text.strip()
+        if self.none and text.lower() in (self.none, "none", ""):
+            return None
+        if self.parse_text is not None:
+            return self.check(self.parse_text(text))
+        if self.kind is str:
+            return self.check(text)
+        try:
+            value = self.kind(text) if self.kind is float else int(text)
+        except ValueError:
+            kind = "whole number" if self.kind is int else "number"
+            raise ConfigError(f"Setting {self.name}={text!r} is not a {kind}.", hint=self.hint()) from None
+        return self.check(value)
+
+    def check(self, value):
+        if value is None and self.none:
+            return None
+        if self.choices and value not in self.choices:
+            self._refuse(value)
+        if self.kind in (int, float) and not self.choices:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    self.kind is int and not isinstance(value, int)) or not math.isfinite(value):
+                self._refuse(value)
+            if self.low is not None and (value <= self.low if self.above else value < self.low):
+                self._refuse(value)
+            if self.high is not None and value > self.high:
+                self._refuse(value)
+        elif self.kind is str and not isinstance(value, str):
+            self._refuse(value)
+        if self.check_value is not None:
+            self.check_value(value)
+        return value
+
+    def _refuse(self, value):
+        raise ConfigError(f"Setting {self.name}={value!r} is not valid.", hint=self.hint())
+
+    def hint(self) -> str:
+        if self.choices:
+            allowed = f"Use one of {', '.join(map(str, self.choices))}"
+        elif self.kind in (int, float):
+            kind = "a whole number" if self.kind is int else "a number"
+            if self.low is not None and self.high is not None:
+                allowed = f"Use {kind} {'above' if self.above else 'from'} {self.low:g} up to {self.high:g}"
+            elif self.low is not None:
+                allowed = f"Use {kind} {'above' if self.above else 'of'} {self.low:g}{'' if self.above else ' or more'}"
+            else:
+                allowed = f"Use {kind}"
+        else:
+            allowed = f"Use {self.help[0].lower()}{self.help[1:]}"
+        return allowed + (f", or {self.none}" if self.none else "") + "."
+
+    def describe(self) -> str:
+        """One line of help with the allowed values and the default, for the CLI and the form."""
+        if self.choices:
+            allowed = f" ({' | '.join(map(str, self.choices))})"
+        elif self.low is not None and self.high is not None:
+            allowed = f" ({'>' if self.above else ''}{self.low:g} to {self.high:g})"
+        else:
+            allowed = ""
+        return f"{self.help}{allowed} (default: {self.format(self.default) or 'none'})"
+
+
+def setting(default, help: str, group: str, **schema):
+    """A RunConfig field and its schema in one declaration."""
+    return field(default=default, metadata={"setting": Setting(help=help, group=group, **schema)})
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """'200,100' or '200, 100' → (200, 100); anything else is a ConfigError naming the bad item."""
+    items = str(text).replace(" ", "").split(",")
+    if any(not t for t in items):
+        raise ConfigError(f"Layers {text!r} have an empty item.", hint="Write sizes separated by commas, e.g. 200,100.")
+    sizes = []
+    for item in items:
+        if not item.isdigit() or int(item) <= 0:
+            raise ConfigError(f"Layer size {item!r} in {text!r} is not a positive whole number.",
+                              hint="Write sizes separated by commas, e.g. 200,100.")
+        sizes.append(int(item))
+    return tuple(sizes)
+
+
+def _check_layers(layers) -> None:
+    if not (isinstance(layers, tuple) and layers and all(isinstance(n, int) and n > 0 for n in layers)):
+        raise ConfigError(f"Setting layers={layers!r} is not valid.",
+                          hint="Use positive layer sizes such as 200,100.")
+
+
+def feature_prefixes(features: str) -> tuple[str, ...]:
+    """Column-name prefixes of a feature set: a FEATURE_SETS name or comma-separated groups/prefixes."""
+    if features in FEATURE_SETS:
+        return FEATURE_SETS[features]
+    parts = [p.strip() for p in str(features).split(",")]
+    if not features or any(not p for p in parts):
+        raise ConfigError(f"Feature set {features!r} is empty or has an empty item.",
+                          hint=f"Use one of {', '.join(FEATURE_SETS)} or prefixes such as emb_,mel_.")
+    return tuple(FEATURE_GROUPS.get(p, p) for p in parts)
+
+
+def check_lr(lr: float) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0 or lr > MAX_LR:
+        raise ConfigError(f"Learning rate {lr!r} is not usable.",
+                          hint=f"Use a number above 0 and at most {MAX_LR:g}; 1e-3 to 5e-3 usually works.")
+    return float(lr)
+
+
+def parse_lr(text: str) -> float | None:
+    """'auto' → None (use the LR finder); a number → that LR; anything else is a ConfigError."""
+    text = str(text).strip()
+    if text.lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"Learning rate {text!r} is not a number.",
+                          hint="Type a number such as 3e-3, or 'auto' to use the LR finder.") from None
+    return check_lr(value)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     # data
-    embeddings: str = DEMO_EMBEDDINGS
-    tabular: str = DEMO_TABULAR
-    key: str | None = None  # key column; None finds `fname` or `file`
-    bad_rows: str = "drop"  # drop | impute (with the train median)
-    label_mode: str = "single"  # single (one label per clip, softmax) | multi (all clips, sigmoid)
-    valid_pct: float = 0.2
-    split_seed: int = 42
-    fold: int | None = None  # None: one stratified holdout split; k: fold k of a stratified k-fold
-    n_folds: int = 5
-    # A stratified test split set aside (seeded by split_seed) before train/valid: no valid score ever sees it.
-    test_pct: float = 0.0
-    score_on: str = "valid"  # valid | test: train on train+valid and score the held-out test clips
+    embeddings: str = setting(DEMO_EMBEDDINGS, "Embeddings CSV/Parquet: fname, labels, emb_0..emb_127", "data",
+                              editable=False)
+    tabular: str = setting(DEMO_TABULAR, "Tabular CSV/Parquet: file, stft_*, mel_*, cqt_*", "data", editable=False)
+    key: str | None = setting(None, "Key column, in one or both files", "data", none="auto")
+    bad_rows: str = setting("drop", "Rows with NaN/inf features: drop them, or impute the train median", "data",
+                            choices=("drop", "impute"))
+    label_mode: str = setting("single", "single: one-label clips, softmax; multi: all clips, sigmoid", "data",
+                              choices=("single", "multi"))
+    # split
+    valid_pct: float = setting(0.2, "Fraction of clips held out for validation (stratified)", "split",
+                               low=0, above=True, high=0.9)
+    split_seed: int = setting(42, "Seed of the train/valid split", "split", low=0, high=2**32 - 1)
+    fold: int | None = setting(None, "Use fold K of a stratified k-fold split instead of the holdout", "split",
+                               low=0, none="off")
+    n_folds: int = setting(5, "Folds of the k-fold split", "split", low=2)
+    # Set aside (seeded by split_seed) before train/valid, so no valid score ever sees these clips.
+    test_pct: float = setting(0.0, "Fraction of clips set aside as a stratified test split; 0: none", "split",
+                              low=0, high=0.9)
+    score_on: str = setting("valid", "valid, or test: train on train+valid and score the held-out test clips",
+                            "split", choices=("valid", "test"))
     # features
-    features: str = "both"  # a FEATURE_SETS name, or comma-separated groups/prefixes ("emb,mel_")
-    select_k: int | None = None  # keep the top K tabular columns, scored on train rows only
-    select_method: str = "anova"  # anova | mutual_info
-    pca: int | None = None  # project the tabular block on N components fitted on train rows only
+    features: str = setting("both", "Feature set: both, embeddings, tabular, or groups/prefixes such as emb,mel_",
+                            "features", check_value=feature_prefixes)
+    select_k: int | None = setting(None, "Keep the top K tabular columns, scored on train rows only", "features",
+                                   low=1, none="off")
+    select_method: str = setting("anova", "How top-K scores columns", "features", choices=("anova", "mutual_info"))
+    pca: int | None = setting(None, "Project the tabular block on N components fitted on train rows", "features",
+                              low=1, none="off")
     # model and training
-    model: str = "mlp"
-    layers: tuple[int, ...] = (200, 100)
-    ps: float = 0.0
-    wd: float = DEFAULT_WD  # fastai Adam's default decoupled weight decay, which the notebook used implicitly
-    bs: int = 64
-    epochs: int = 20
-    lr: float | None = None  # None: the LR finder's `lr_suggestion`
-    lr_suggestion: str = "valley"
-    seed: int = 42  # training seed (weights, batch order)
-    sampling: str = "shuffle"  # shuffle: every train row once per epoch | replacement: fastai's stock loader
-    threads: int | None = None  # torch threads; None: the engine's measured default
-    name: str = ""  # the approach's name in the results table; empty derives one
-    sweep: str = ""  # the sweep (Optuna study) this run is a trial of; empty for a hand-made run
+    model: str = setting("mlp", "Model: fastai MLP or a scikit-learn baseline", "model", choices=MODELS)
+    layers: tuple[int, ...] = setting((200, 100), "Hidden layer sizes, e.g. 200,100", "model", kind=tuple,
+                                      parse_text=parse_layers, check_value=_check_layers)
+    ps: float = setting(0.0, "Dropout probability", "model", low=0, high=0.95)
+    # fastai Adam's default decoupled weight decay, which the notebook used implicitly
+    wd: float = setting(DEFAULT_WD, "Weight decay", "model", low=0, high=10)
+    # A training batch of one row breaks BatchNorm ("Expected more than 1 value per channel").
+    bs: int = setting(64, "Batch size", "training", low=2)
+    epochs: int = setting(20, "Epochs of one-cycle training", "training", low=1)
+    lr: float | None = setting(None, "Learning rate", "training", low=0, above=True, high=MAX_LR, none="auto",
+                               parse_text=parse_lr)
+    lr_suggestion: str = setting("valley", "Which LR finder suggestion 'auto' takes", "training",
+                                 choices=LR_SUGGESTIONS)
+    # How `lr` was chosen: the engine resolves an 'auto' LR once, and the run records the result.
+    lr_source: str = setting("", "Where the LR came from: user, or the LR finder's suggestion", "training",
+                             editable=False)
+    seed: int = setting(42, "Training seed (weights, batch order)", "training", low=0, high=2**32 - 1)
+    sampling: str = setting("shuffle", "Train rows per epoch: each once, or drawn with replacement (stock fastai)",
+                            "training", choices=("shuffle", "replacement"))
+    threads: int | None = setting(None, "Torch threads; auto is one, which is fastest on a shared 2-core box",
+                                  "training", low=1, high=256, none="auto")
+    name: str = setting("", "Approach name in the results table; empty derives one", "run")
+    sweep: str = setting("", "The sweep (Optuna study) this run is a trial of; empty for a hand-made run", "run",
+                         editable=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(self.layers))
+        if isinstance(self.layers, list):
+            object.__setattr__(self, "layers", tuple(self.layers))
         self.validate()
 
     def validate(self) -> None:
-        _check(self.bad_rows in ("drop", "impute"), "bad_rows", self.bad_rows, "use 'drop' or 'impute'")
-        _check(self.label_mode in ("single", "multi"), "label_mode", self.label_mode, "use 'single' or 'multi'")
-        _check(0 < self.valid_pct < 1, "valid_pct", self.valid_pct, "use a fraction such as 0.2")
-        _check(self.n_folds >= 2, "n_folds", self.n_folds, "use 2 or more folds")
-        _check(self.fold is None or 0 <= self.fold < self.n_folds, "fold", self.fold,
-               f"use a fold number from 0 to {self.n_folds - 1}")
-        _check(0 <= self.test_pct < 1, "test_pct", self.test_pct,
-               "use a fraction such as 0.2, or 0 for no test split")
-        _check(self.score_on in ("valid", "test"), "score_on", self.score_on, "use 'valid' or 'test'")
-        _check(self.score_on == "valid" or self.test_pct > 0, "score_on", self.score_on,
-               "set test_pct above 0 to score on a test split")
-        feature_prefixes(self.features)
-        _check(self.select_k is None or self.select_k > 0, "select_k", self.select_k, "use a positive count")
-        _check(self.select_method in ("anova", "mutual_info"), "select_method", self.select_method,
-               "use 'anova' or 'mutual_info'")
-        _check(self.pca is None or self.pca > 0, "pca", self.pca, "use a positive number of components")
-        _check(self.model in MODELS, "model", self.model, f"use one of {', '.join(MODELS)}")
-        _check(len(self.layers) > 0 and all(isinstance(n, int) and n > 0 for n in self.layers),
-               "layers", self.layers, "use positive layer sizes such as 200,100")
-        _check(0 <= self.ps < 1, "ps", self.ps, "use a dropout probability in [0, 1)")
-        _check(self.wd >= 0, "wd", self.wd, "use a weight decay of 0 or more")
-        # A training batch of one row breaks BatchNorm ("Expected more than 1 value per channel").
-        _check(self.bs >= 2, "bs", self.bs, "use a batch size of 2 or more")
-        _check(self.epochs > 0, "epochs", self.epochs, "use 1 or more epochs")
-        if self.lr is not None:
-            check_lr(self.lr)
-        _check(self.lr_suggestion in LR_SUGGESTIONS, "lr_suggestion", self.lr_suggestion,
-               f"use one of {', '.join(LR_SUGGESTIONS)}")
-        _check(self.sampling in ("shuffle", "replacement"), "sampling", self.sampling,
-               "use 'shuffle' or 'replacement'")
-        _check(self.threads is None or self.threads > 0, "threads", self.threads, "use 1 or more threads")
+        for item in SETTINGS:
+            item.check(getattr(self, item.name))
+        if self.fold is not None and self.fold >= self.n_folds:
+            raise ConfigError(f"Setting fold={self.fold!r} is not valid.",
+                              hint=f"Use a fold number from 0 to {self.n_folds - 1}.")
+        if self.score_on == "test" and not self.test_pct:
+            raise ConfigError("Setting score_on='test' needs a test split.",
+                              hint="Set test_pct above 0, e.g. test_pct=0.2.")
 
     @property
     def prefixes(self) -> tuple[str, ...]:
@@ -143,55 +303,25 @@ class RunConfig:
     def with_(self, **changes) -> RunConfig:
         return replace(self, **changes)
 
-
-def _check(ok: bool, field: str, value, hint: str) -> None:
-    if not ok:
-        raise ConfigError(f"Setting {field}={value!r} is not valid.", hint=hint[0].upper() + hint[1:] + ".")
-
-
-def feature_prefixes(features: str) -> tuple[str, ...]:
-    """Column-name prefixes of a feature set: a FEATURE_SETS name or comma-separated groups/prefixes."""
-    if features in FEATURE_SETS:
-        return FEATURE_SETS[features]
-    parts = [p.strip() for p in str(features).split(",")]
-    if not features or any(not p for p in parts):
-        raise ConfigError(f"Feature set {features!r} is empty or has an empty item.",
-                          hint=f"Use one of {', '.join(FEATURE_SETS)} or prefixes such as emb_,mel_.")
-    return tuple(FEATURE_GROUPS.get(p, p) for p in parts)
+    def differences(self) -> dict[str, object]:
+        """The settings that differ from the notebook's defaults, in declaration order."""
+        return {s.name: getattr(self, s.name) for s in SETTINGS if getattr(self, s.name) != s.default}
 
 
-def parse_layers(text: str) -> tuple[int, ...]:
-    """'200,100' or '200, 100' → (200, 100); anything else is a ConfigError naming the bad item."""
-    items = str(text).replace(" ", "").split(",")
-    if any(not t for t in items):
-        raise ConfigError(f"Layers {text!r} have an empty item.", hint="Write sizes separated by commas, e.g. 200,100.")
-    sizes = []
-    for item in items:
-        if not item.isdigit() or int(item) <= 0:
-            raise ConfigError(f"Layer size {item!r} in {text!r} is not a positive whole number.",
-                              hint="Write sizes separated by commas, e.g. 200,100.")
-        sizes.append(int(item))
-    return tuple(sizes)
+def _settings() -> tuple[Setting, ...]:
+    declared = []
+    for item in fields(RunConfig):
+        kind = item.metadata["setting"].kind
+        if kind is str:  # the annotation names the type: "int | None" → int
+            annotation = str(item.type)
+            kind = int if annotation.startswith("int") else float if annotation.startswith("float") else str
+        default = item.default if item.default is not MISSING else None
+        declared.append(replace(item.metadata["setting"], name=item.name, default=default, kind=kind))
+    return tuple(declared)
 
 
-def check_lr(lr: float) -> float:
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0 or lr > MAX_LR:
-        raise ConfigError(f"Learning rate {lr!r} is not usable.",
-                          hint=f"Use a number above 0 and at most {MAX_LR:g}; 1e-3 to 5e-3 usually works.")
-    return float(lr)
-
-
-def parse_lr(text: str) -> float | None:
-    """'auto' → None (use the LR finder); a number → that LR; anything else is a ConfigError."""
-    text = str(text).strip()
-    if text.lower() == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"Learning rate {text!r} is not a number.",
-                          hint="Type a number such as 3e-3, or 'auto' to use the LR finder.") from None
-    return check_lr(value)
+SETTINGS: tuple[Setting, ...] = _settings()
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
 def lr_warning(lr: float) -> str:

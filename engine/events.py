@@ -115,6 +115,11 @@ class RunRecord:
     message: str = ""  # why it failed or where it was cancelled
     split_id: str = ""  # fingerprint of the valid rows: runs with the same one can be paired
 
+    @property
+    def short_id(self) -> str:
+        """The random end of the run id: six hex digits that tell re-runs apart in tables."""
+        return self.run_id.rsplit("_", 1)[-1]
+
 
 @dataclass(frozen=True)
 class RunFinished:

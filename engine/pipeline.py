@@ -287,11 +287,7 @@ class Session:
                 files.check_writable(self.models_dir, files.MODELS_FLAG)
             if config.model == "mlp":
                 check_batch_size(config, prepared)
-                if config.lr is None:
-                    from engine.lr_find import pick_lr
-                    run.lr, run.lr_source = pick_lr(self.find_lr(config), config.lr_suggestion)
-                else:
-                    run.lr, run.lr_source = config.lr, "set by the user"
+                config = run.config = self._resolve_lr(config)
                 record, evaluation = self._fit_and_save(config, prepared, run, cancel)
             else:
                 record, evaluation = self._fit_baseline_and_save(config, prepared, run, cancel)
@@ -312,6 +308,14 @@ class Session:
             raise
         self.report(RunFinished(record=record, evaluation=evaluation))
         return record
+
+    def _resolve_lr(self, config: RunConfig) -> RunConfig:
+        """The config with its LR chosen once (the finder's suggestion for 'auto'): what the run records."""
+        if config.lr is not None:
+            return config if config.lr_source else config.with_(lr_source="user")
+        from engine.lr_find import pick_lr
+        lr, source = pick_lr(self.find_lr(config), config.lr_suggestion)
+        return config.with_(lr=lr, lr_source=source)
 
     def _fail(self, run: RunStarted, message: str) -> None:
         record = self._record_unfinished(run.record("failed", message=message))
@@ -335,9 +339,9 @@ class Session:
         check_finite_inputs(prepared)
         learner = self._learner(config, prepared)
         started = time.perf_counter()
-        history = fit(learner, epochs=config.epochs, lr=run.lr, report=self.report, cancel=cancel)
+        history = fit(learner, epochs=config.epochs, lr=config.lr, report=self.report, cancel=cancel)
         train_seconds = time.perf_counter() - started
-        self._stage("fit", started, f"{config.epochs} epochs at LR {run.lr:.3g}")
+        self._stage("fit", started, f"{config.epochs} epochs at LR {config.lr:.3g}")
 
         started = time.perf_counter()
         valid_probs = model.predict_proba(learner.model, prepared.x_valid, multi_label=prepared.multi_label)
@@ -348,7 +352,7 @@ class Session:
         learner.vggtab = self._model_info(config, prepared)
         model_path = export_model(learner, self._model_path(config, run), fallback_suffix=run_suffix(run.run_id))
         record = self._save_run(prepared, run, evaluation, valid_probs, started,
-                                metrics={"learning_rate": run.lr, "lr_source": run.lr_source}, history=history,
+                                history=history,
                                 train_seconds=train_seconds, num_params=model.count_params(learner),
                                 model_path=str(model_path))
         return record, evaluation
@@ -382,7 +386,7 @@ class Session:
             saved = baselines.SavedBaseline(fitted.estimator, self._model_info(config, prepared))
             model_path = str(save_baseline(saved, self._model_path(config, run),
                                            fallback_suffix=run_suffix(run.run_id)))
-        record = self._save_run(prepared, run, evaluation, valid_probs, started, metrics={},
+        record = self._save_run(prepared, run, evaluation, valid_probs, started,
                                 train_seconds=train_seconds, num_params=baselines.count_params(fitted.estimator),
                                 model_path=model_path)
         return record, evaluation
@@ -409,13 +413,13 @@ class Session:
         return evaluation
 
     def _save_run(self, prepared: Prepared, run: RunStarted, evaluation, valid_probs: np.ndarray, started: float,
-                  *, metrics: dict, model_path: str = "", **fields) -> RunRecord:
+                  *, model_path: str = "", **fields) -> RunRecord:
         """Predictions, the run's CSVs and its history line; `started` times the save stage."""
         from engine.store.predictions import save_predictions
         from engine.store.tables import write_run_csvs
         save_predictions(self.results_dir, run.run_id, prepared.keys[prepared.valid_idx], prepared.classes,
                          valid_probs, prepared.y_valid)
-        metrics = evaluation.metrics() | dataset_metrics(prepared) | metrics
+        metrics = evaluation.metrics() | dataset_metrics(prepared)
         record = run.record("finished", metrics=metrics, model_path=model_path, split_id=prepared.split_id,
                             **fields)
         results_csv, _ = write_run_csvs(self.results_dir, record)
@@ -441,20 +445,18 @@ class StopRequest(threading.Event):
 
 
 class RunStarted:
-    """What is known about a run from its start: id, timestamps and the LR once chosen."""
+    """What is known about a run from its start: id, timestamps, and its config (with the LR once resolved)."""
 
     def __init__(self, config: RunConfig):
         from engine.store.names import TIMESTAMP_FORMAT, new_run_id
         now = datetime.now()
         self.config, self.run_id = config, new_run_id()
         self.created, self.stamp = now.isoformat(timespec="seconds"), now.strftime(TIMESTAMP_FORMAT)
-        self.lr: float | None = None
-        self.lr_source = ""
 
     def record(self, status: str, **fields) -> RunRecord:
-        config = self.config.to_dict() | ({"lr": self.lr} if self.lr is not None else {})
         return RunRecord(run_id=self.run_id, created=self.created, status=status, approach=self.config.approach,
-                         config=config, **{k: tuple(v) if k == "history" else v for k, v in fields.items()})
+                         config=self.config.to_dict(),
+                         **{k: tuple(v) if k == "history" else v for k, v in fields.items()})
 
 
 def present_prefixes(config: RunConfig, columns: tuple[str, ...]) -> tuple[str, ...]:

@@ -54,7 +54,7 @@ class CliOutcome:
 def run_cli(capsys):
     """`vggtab ARGS` through the CLI's main in this process (no seconds of imports per call, and monkeypatches
     apply); returns what the user would see. The signal handlers `run` installs are put back afterwards."""
-    from engine import cli
+    from tui import cli
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def run(*args: str) -> CliOutcome:

@@ -239,7 +239,7 @@ def test_queue_goes_on_after_a_failed_run(small_demo, tmp_path):
 # ---------------------------------------------------------------------------------------------- CLI
 
 def vggtab(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300)
 
 

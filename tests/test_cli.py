@@ -7,7 +7,7 @@ import pytest
 
 
 def vggtab(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300)
 
 

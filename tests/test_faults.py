@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from engine import pipeline
-from engine.cli import EXIT_BUG, EXIT_CANCELLED
+from tui.cli import EXIT_BUG, EXIT_CANCELLED
 from engine.config import RunConfig
 from engine.errors import Cancelled
 from engine.events import BatchEnded, RunCancelled, RunFailed
@@ -158,7 +158,7 @@ def test_a_damaged_history_lists_its_good_rows_warns_and_is_never_rewritten(tmp_
 def start_run(folder: Path, demo, *args: str) -> subprocess.Popen:
     folder.mkdir(exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", "--embeddings", str(demo.embeddings), "--tabular",
+        [sys.executable, "-m", "tui", "run", "--embeddings", str(demo.embeddings), "--tabular",
          str(demo.tabular), "--bs", "8", "--lr", "1e-3", *args],
         cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

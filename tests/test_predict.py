@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import cli
+from tui import cli
 from engine.config import RunConfig
 from engine.errors import InputError, StorageError
 from engine.pipeline import Session

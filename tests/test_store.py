@@ -422,8 +422,9 @@ def test_a_history_written_by_the_first_version_loads_unchanged(tmp_path, run_cl
 
     listing = run_cli("results", "--results-dir", str(results))
     assert listing.code == 0 and listing.err == ""
-    assert [line.split()[1] for line in listing.out.splitlines()[1:]] == [
-        "finished", "finished", "failed", "cancelled", "finished"]
+    rows = [line.split() for line in listing.out.splitlines()[1:]]
+    assert [row[2] for row in rows] == ["finished", "finished", "failed", "cancelled", "finished"]
+    assert [row[0] for row in rows] == [r.short_id for r in loaded.records]  # the id compare and predict take
     assert (results / HISTORY_FILE).read_bytes() == before
 
 

@@ -545,8 +545,9 @@ class VggtabApp(App):
         self.exit()
 
 
-def launch_app(embeddings: str, tabular: str, results_dir: str = "results", models_dir: str = "models") -> int:
-    app = VggtabApp(RunConfig(embeddings=embeddings, tabular=tabular), results_dir=results_dir,
+def launch_app(embeddings: str, tabular: str, *, key: str | None = None, results_dir: str = "results",
+               models_dir: str = "models") -> int:
+    app = VggtabApp(RunConfig(embeddings=embeddings, tabular=tabular, key=key), results_dir=results_dir,
                     models_dir=models_dir)
     # Our own loop, not asyncio.run: that would join the worker threads on the way out. What can be left
     # only imports fastai/torch or reads data (a run is cancelled and recorded before the app closes), and

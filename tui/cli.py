@@ -1,12 +1,16 @@
-"""The headless CLI: the same Session and events as the app, printed as lines.
+"""The `vggtab` command line: a front end like the app, on the same façade and events, printed as lines.
 
-`vggtab` alone opens the app; the app is handed in by `tui.__main__` so the engine never imports Textual.
+`vggtab` alone (or with only data options) opens the app; the commands run headless. Run settings become
+options from `engine.config.SETTINGS`, so every setting the app's form offers is an option here, with the same
+default, allowed values and help. argparse (not click): the standard library does all this needs, and a default
+command is three lines here, not a dependency.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -16,15 +20,17 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from engine.config import (DEMO_DIR, DEMO_EMBEDDINGS, DEMO_TABULAR, FEATURE_SETS, LR_SUGGESTIONS, MODELS,
-                           RunConfig, lr_warning, parse_layers, parse_lr)
+from engine.config import (DEMO_DIR, DEMO_EMBEDDINGS, DEMO_TABULAR, DEMO_TEST_EMBEDDINGS, DEMO_TEST_TABULAR,
+                           SETTINGS, RunConfig, lr_warning)
 from engine.errors import Cancelled, VggtabError
 from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone)
-from engine.text import interval_text
+from engine.workbench import Workbench, format_p, generate_demo, interval_text, start_warm_up
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
-DEMO_TEST_EMBEDDINGS, DEMO_TEST_TABULAR = str(DEMO_DIR / "test_embeddings.csv"), str(DEMO_DIR / "test_tabular.csv")
+# The flag that sets each front-end-only option an engine error names by its field.
+FLAGS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out": "--out"} | {
+    s.name: s.flag for s in SETTINGS}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,47 +46,29 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = RunConfig()
-    group = parser.add_argument_group("run")
-    group.add_argument("--features", default=defaults.features, metavar="SET",
-                       help=f"{', '.join(FEATURE_SETS)}, or comma-separated groups/prefixes such as emb,mel_ "
-                            f"(default: {defaults.features})")
-    group.add_argument("--layers", default="200,100", help="hidden layer sizes (default: 200,100)")
-    group.add_argument("--epochs", type=int, default=defaults.epochs, help=f"default: {defaults.epochs}")
-    group.add_argument("--bs", type=int, default=defaults.bs, help=f"batch size (default: {defaults.bs})")
-    group.add_argument("--lr", default="auto",
-                       help="learning rate, or 'auto' for the LR finder's suggestion (default: auto)")
-    group.add_argument("--lr-suggestion", default=defaults.lr_suggestion, choices=LR_SUGGESTIONS,
-                       help="which LR finder suggestion 'auto' takes (default: valley)")
-    group.add_argument("--ps", type=float, default=defaults.ps, help="dropout probability (default: 0)")
-    group.add_argument("--wd", type=float, default=defaults.wd, help="weight decay (default: 0.01)")
-    group.add_argument("--seed", type=int, default=defaults.seed, help="training seed (default: 42)")
-    group.add_argument("--split-seed", type=int, default=defaults.split_seed, help="split seed (default: 42)")
-    group.add_argument("--valid-pct", type=float, default=defaults.valid_pct, help="default: 0.2")
-    group.add_argument("--fold", type=int, default=None, help="use fold K of a stratified k-fold split")
-    group.add_argument("--n-folds", type=int, default=defaults.n_folds, help="folds for --fold (default: 5)")
-    group.add_argument("--bad-rows", default=defaults.bad_rows, choices=("drop", "impute"),
-                       help="rows with NaN/inf features: drop them (default) or impute the train median")
-    group.add_argument("--label-mode", default=defaults.label_mode, choices=("single", "multi"),
-                       help="single: one-label clips, softmax (default); multi: all clips, sigmoid")
-    group.add_argument("--select-k", type=int, default=None, help="keep the top K tabular columns (train rows)")
-    group.add_argument("--select-method", default=defaults.select_method, choices=("anova", "mutual_info"))
-    group.add_argument("--pca", type=int, default=None, help="PCA of the tabular block to N components")
-    group.add_argument("--model", default=defaults.model, choices=MODELS, help="default: mlp (fastai)")
-    group.add_argument("--sampling", default=defaults.sampling, choices=("shuffle", "replacement"),
-                       help="train rows per epoch: each once (default) or drawn with replacement (stock fastai)")
-    group.add_argument("--threads", type=int, default=None, help="torch threads (default: measured best)")
-    group.add_argument("--name", default="", help="approach name in the results table")
+    """One option per editable run setting, grouped as the schema groups them; values are parsed by the schema
+    (so '--lr auto' and '--layers 400,200' mean what they mean in the app's form)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for item in SETTINGS:
+        if not item.editable:
+            continue
+        group = groups.setdefault(item.group, parser.add_argument_group(f"run settings: {item.group}"))
+        if item.name == "key":
+            continue  # a data option already (add_data_arguments)
+        group.add_argument(item.flag, dest=item.name, default=item.default,
+                           metavar=metavar(item), help=item.describe().replace("%", "%%"))
+
+
+def metavar(item) -> str:
+    if item.choices:
+        return "{" + ",".join(map(str, item.choices)) + "}"
+    return {int: "N", float: "X"}.get(item.kind, item.name.upper())
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return RunConfig(
-        embeddings=args.embeddings, tabular=args.tabular, key=args.key, features=args.features,
-        layers=parse_layers(args.layers), epochs=args.epochs, bs=args.bs, lr=parse_lr(args.lr),
-        lr_suggestion=args.lr_suggestion, ps=args.ps, wd=args.wd, seed=args.seed, split_seed=args.split_seed,
-        valid_pct=args.valid_pct, fold=args.fold, n_folds=args.n_folds, bad_rows=args.bad_rows,
-        label_mode=args.label_mode, select_k=args.select_k, select_method=args.select_method, pca=args.pca,
-        model=args.model, sampling=args.sampling, threads=args.threads, name=args.name)
+    """Option text → values by the schema (a ConfigError names the setting, shown as one paragraph)."""
+    given = vars(args)
+    return RunConfig(**{s.name: s.parse(given[s.name]) for s in SETTINGS if s.name in given})
 
 
 class ConsolePrinter:
@@ -169,14 +157,11 @@ def cancel_on_signals(cancel: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
-def start_warm_up() -> None:
-    """Import scikit-learn, fastai and torch (~4.5 s) in a thread while the CSVs load, not after them."""
-    from engine.warmup import warm_up
-    threading.Thread(target=warm_up, daemon=True).start()
+def workbench(args: argparse.Namespace, report=None) -> Workbench:
+    return Workbench(report or (lambda event: None), models_dir=args.models_dir, results_dir=args.results_dir)
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from engine.pipeline import Session
     config = config_from_args(args)
     printer = ConsolePrinter()
     if config.lr is not None and lr_warning(config.lr):
@@ -184,13 +169,11 @@ def command_run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     cancel_on_signals(cancel)
     start_warm_up()
-    session = Session(printer, models_dir=args.models_dir, results_dir=args.results_dir)
-    session.train(config, cancel=cancel)
+    workbench(args, printer).train(config, cancel=cancel)
     return 0
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    from engine.demo import generate_demo
     out = Path(args.out)
     if (out / "embeddings.csv").exists() and not args.force:
         print(f"Demo data already in {out}/ (use --force to write it again).")
@@ -201,26 +184,23 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_results(args: argparse.Namespace) -> int:
-    from engine.store.export import export_table
-    from engine.store.history import load_history
-    history = load_history(args.results_dir)
+    history = workbench(args).history()
     for warning in history.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.export:
-        export_table(history.records, Path(args.export), "markdown" if args.export.endswith(".md") else "csv",
-                     force=args.force)
-        print(f"Wrote {len(history.records)} runs to {args.export}")
+        path = workbench(args).export(history.records, args.export, force=args.force)
+        print(f"Wrote {len(history.records)} runs to {path}")
         return 0
-    print(f"{'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} {'95% CI':>13} "
-          f"{'lwlrap':>6}")
+    print(f"{'run':<6} {'date':<19} {'status':<9} {'approach':<28} {'lr':>8} {'ep':>3} {'accuracy':>9} "
+          f"{'95% CI':>13} {'lwlrap':>6}")
     for r in history.records:
         m = r.metrics
-        ci = interval_text(m.get("ci_low"), m.get("ci_high"))
         accuracy = f"{m['val_accuracy']:.2%}" if m.get("val_accuracy") is not None else "-"
         lwlrap = f"{m['lwlrap']:.3f}" if m.get("lwlrap") is not None else "-"
         lr = r.config.get("lr")
-        print(f"{r.created:<19} {r.status:<9} {r.approach:<28} {'' if lr is None else format(lr, '.2e'):>8} "
-              f"{r.config.get('epochs') or '':>3} {accuracy:>9} {ci:>13} {lwlrap:>6}")
+        print(f"{r.short_id:<6} {r.created:<19} {r.status:<9} {r.approach:<28} "
+              f"{'' if lr is None else format(lr, '.2e'):>8} {r.config.get('epochs') or '':>3} {accuracy:>9} "
+              f"{interval_text(m.get('ci_low'), m.get('ci_high')):>13} {lwlrap:>6}")
     return 0
 
 
@@ -254,16 +234,15 @@ def print_runs(records, wall_seconds: dict[str, float] | None = None) -> None:
     """The runs as a table: accuracy with its Wilson 95 % interval, fit time and (if known) wall time."""
     wall_seconds = wall_seconds or {}
     width = max([28] + [len(r.approach) for r in records])
-    print(f"\n{'approach':<{width}} {'accuracy':>9} {'95% CI':>13} {'fit s':>7} {'wall s':>7}  run id")
+    print(f"\n{'approach':<{width}} {'accuracy':>9} {'95% CI':>13} {'fit s':>7} {'wall s':>7}  run")
     for r in records:
         m = r.metrics
         wall = f"{wall_seconds[r.run_id]:.1f}" if r.run_id in wall_seconds else ""
         print(f"{r.approach:<{width}} {m['val_accuracy']:>9.2%} {interval_text(m['ci_low'], m['ci_high']):>13} "
-              f"{r.train_seconds:>7.1f} {wall:>7}  {r.run_id}")
+              f"{r.train_seconds:>7.1f} {wall:>7}  {r.short_id}")
 
 
 def print_comparison(comparison) -> None:
-    from engine.stats import format_p
     c = comparison
     print_runs([c.run_a, c.run_b])
     print(f"McNemar exact test on the {c.n_clips} shared valid clips: {c.run_a.approach} alone right on "
@@ -272,32 +251,27 @@ def print_comparison(comparison) -> None:
 
 
 def command_ablate(args: argparse.Namespace) -> int:
-    from engine.approaches import ablation_comparison, ablation_configs, run_queue
-    from engine.pipeline import Session
     printer, cancel = ApproachPrinter(), threading.Event()
     cancel_on_signals(cancel)
     start_warm_up()
-    session = Session(printer, models_dir=args.models_dir, results_dir=args.results_dir)
-    records = run_queue(session, ablation_configs(config_from_args(args), groups=args.groups), cancel=cancel)
-    print_runs(records, printer.wall_seconds)
+    ablation = workbench(args, printer).ablate(config_from_args(args), groups=args.groups, cancel=cancel)
+    print_runs(ablation.records, printer.wall_seconds)
     for failure in printer.failures:
         print(f"failed: {failure}")
     if cancel.is_set():
         raise Cancelled()
-    comparison = ablation_comparison(args.results_dir, records)
+    comparison = ablation.comparison
     if comparison is not None:
         print(f"McNemar exact, both vs embeddings on {comparison.n_clips} clips: {comparison.verdict}")
     return EXIT_ERROR if printer.failures or comparison is None else 0
 
 
 def command_kfold(args: argparse.Namespace) -> int:
-    from engine.approaches import kfold
-    from engine.pipeline import Session
     printer, cancel = ApproachPrinter(), threading.Event()
     cancel_on_signals(cancel)
     start_warm_up()
-    session = Session(printer, models_dir=args.models_dir, results_dir=args.results_dir)
-    result = kfold(session, config_from_args(args), n_folds=args.n_folds, cancel=cancel)
+    config = config_from_args(args)
+    result = workbench(args, printer).kfold(config, n_folds=config.n_folds, cancel=cancel)
     print_runs(result.records, printer.wall_seconds)
     for number, (record, accuracy) in enumerate(zip(result.records, result.accuracies)):
         m = record.metrics
@@ -307,14 +281,12 @@ def command_kfold(args: argparse.Namespace) -> int:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from engine.approaches import compare
-    print_comparison(compare(args.results_dir, args.run_a, args.run_b))
+    print_comparison(workbench(args).compare(args.run_a, args.run_b))
     return 0
 
 
 def command_ensemble(args: argparse.Namespace) -> int:
-    from engine.approaches import ensemble
-    record = ensemble(args.results_dir, args.runs, name=args.name or None)
+    record = workbench(args).ensemble(args.runs, name=args.name or None)
     print_runs([record])
     print(f"Averaged the valid probabilities of {', '.join(record.config['members'])}; "
           f"recorded in {Path(args.results_dir) / 'history.jsonl'}.")
@@ -322,10 +294,7 @@ def command_ensemble(args: argparse.Namespace) -> int:
 
 
 def command_importance(args: argparse.Namespace) -> int:
-    from engine.approaches import group_importance, load_runs
-    from engine.pipeline import Session
-    record, = load_runs(args.results_dir, [args.run])
-    drops = group_importance(Session(models_dir=args.models_dir, results_dir=args.results_dir), record)
+    record, drops = workbench(args).importance(args.run)
     print(f"Accuracy drop on the valid clips when each feature group of {record.approach} is shuffled across clips "
           f"(accuracy {record.metrics['val_accuracy']:.2%}):")
     scale = max([abs(d) for d in drops.values()] + [1e-9])
@@ -335,28 +304,35 @@ def command_importance(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from engine.predict import predict_files, write_submission
-    prediction = predict_files(args.model, args.embeddings, args.tabular, key=args.key, models_dir=args.models_dir,
-                               allow_outside=args.allow_outside_models)
+    submission = workbench(args).predict(args.model, args.embeddings, args.tabular, key=args.key, out=args.out,
+                                         force=args.force, allow_outside=args.allow_outside_models)
+    prediction = submission.prediction
     for warning in prediction.warnings:
         print(f"  warning: {warning}")
     for fname, why in prediction.dropped:
         print(f"  dropped {fname}: {why}")
-    path = write_submission(prediction, args.out, force=args.force)
     classes = prediction.frame.shape[1] - 1
     print(f"Wrote {len(prediction.frame):,} clips × {classes} class probabilities ({prediction.label_mode}-label "
-          f"model) to {path}; {len(prediction.dropped):,} clip{'' if len(prediction.dropped) == 1 else 's'} dropped.")
+          f"model) to {submission.path}; {len(prediction.dropped):,} clip{'' if len(prediction.dropped) == 1 else 's'} "
+          "dropped.")
     return 0
 
 
-def build_parser(with_app: bool) -> argparse.ArgumentParser:
+def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", default="results", metavar="DIR",
+                        help="run history, results CSVs and submissions (default: results)")
+    parser.add_argument("--models-dir", default="models", metavar="DIR", help="saved models (default: models)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vggtab", description="Train and compare audio classifiers on VGGish embeddings + spectral "
-        "feature tables. With no command, opens the terminal app on the demo data or the given files.")
+        "feature tables. With no command (or with only the app's options), opens the terminal app.",
+        epilog="The app's options: vggtab [--embeddings PATH] [--tabular PATH] [--key NAME] [--results-dir DIR] "
+               "[--models-dir DIR] (`vggtab app --help`). Every command's options: vggtab COMMAND --help.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if with_app:
-        app = commands.add_parser("app", help="open the terminal app (the default)")
-        add_data_arguments(app)
+    app = commands.add_parser("app", help="open the terminal app (the default)")
+    add_data_arguments(app)
     run = commands.add_parser("run", help="headless run: dataset summary, LR finder, training, evaluation, save")
     add_data_arguments(run)
     add_run_arguments(run)
@@ -364,19 +340,20 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
     demo.add_argument("--out", default=str(DEMO_DIR), help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     demo.add_argument("--force", action="store_true", help="overwrite existing demo files")
-    predict = commands.add_parser("predict", help="class probabilities for new clips from a saved model, "
+    predict = commands.add_parser("predict", help="class probabilities for new clips from a run's saved model, "
                                                   "written as a submission CSV (fname + one column per class)")
-    predict.add_argument("--model", required=True, metavar="PATH", help="a .pkl that vggtab saved under models/")
+    predict.add_argument("--model", required=True, metavar="RUN",
+                         help="run id (or its start or end), approach name (its latest run), or a .pkl vggtab saved")
     predict.add_argument("--embeddings", default=DEMO_TEST_EMBEDDINGS, metavar="PATH",
                          help="embeddings of the clips to predict; no labels needed (default: the demo test clips)")
     predict.add_argument("--tabular", default=DEMO_TEST_TABULAR, metavar="PATH",
                          help="tabular features of the same clips (default: the demo test clips)")
     predict.add_argument("--key", default=None, metavar="NAME",
                          help="key column (default: the model's, else fname or file)")
-    predict.add_argument("--out", default="submission.csv", metavar="PATH", help="default: submission.csv")
+    predict.add_argument("--out", default=None, metavar="PATH",
+                         help="default: RESULTS_DIR/submission_<approach>.csv")
     predict.add_argument("--force", action="store_true", help="replace an earlier submission at --out")
-    predict.add_argument("--models-dir", default="models", metavar="DIR",
-                         help="the folder models are loaded from (default: models)")
+    add_folder_arguments(predict)
     predict.add_argument("--allow-outside-models", action="store_true",
                          help="load a model file outside --models-dir (it runs code from the file: trust it)")
     ablate = commands.add_parser("ablate", help="run embeddings-only, tabular-only and both on one split, then "
@@ -385,24 +362,23 @@ def build_parser(with_app: bool) -> argparse.ArgumentParser:
     add_run_arguments(ablate)
     ablate.add_argument("--groups", action="store_true", help="also each group alone: emb, stft, mel, cqt")
     kfold = commands.add_parser("kfold", help="run the approach on each fold of a stratified k-fold split "
-                                              "(--n-folds, default 5): mean ± sd accuracy")
+                                              "(--n-folds): mean ± sd accuracy")
     add_data_arguments(kfold)
     add_run_arguments(kfold)
     compare = commands.add_parser("compare", help="McNemar's exact test between two runs on the same valid clips")
-    compare.add_argument("run_a", metavar="RUN_A", help="run id (or its start) or approach name (latest run)")
+    compare.add_argument("run_a", metavar="RUN_A", help="run id (or its start or end) or approach name (latest run)")
     compare.add_argument("run_b", metavar="RUN_B")
-    compare.add_argument("--results-dir", default="results", metavar="DIR")
+    add_folder_arguments(compare)
     ensemble = commands.add_parser("ensemble", help="average the valid probabilities of 2+ runs on one split")
-    ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start) or approach names")
+    ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start or end) or approach names")
     ensemble.add_argument("--name", default="", help="approach name (default: ensemble(A + B))")
-    ensemble.add_argument("--results-dir", default="results", metavar="DIR")
+    add_folder_arguments(ensemble)
     importance = commands.add_parser("importance", help="permutation importance of each feature group of a "
                                                         "saved run (mlp, logreg, linear_svm) on its valid clips")
-    importance.add_argument("run", metavar="RUN", help="run id (or its start) or approach name (latest run)")
-    importance.add_argument("--results-dir", default="results", metavar="DIR")
-    importance.add_argument("--models-dir", default="models", metavar="DIR")
+    importance.add_argument("run", metavar="RUN", help="run id (or its start or end) or approach name (latest run)")
+    add_folder_arguments(importance)
     results = commands.add_parser("results", help="list every recorded run, or export the table")
-    results.add_argument("--results-dir", default="results", metavar="DIR")
+    add_folder_arguments(results)
     results.add_argument("--export", metavar="PATH", help="write the table to PATH (.csv or .md)")
     results.add_argument("--force", action="store_true", help="replace an earlier exported table at --export")
     return parser
@@ -414,23 +390,25 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "importance": command_importance}
 
 
-def main(argv: list[str] | None = None, launch_app: Callable[[argparse.Namespace], int] | None = None) -> int:
+def command_app(args: argparse.Namespace) -> int:
+    from tui.app import launch_app  # Textual is imported only when the app is wanted
+    return launch_app(args.embeddings, args.tabular, key=args.key, results_dir=args.results_dir,
+                      models_dir=args.models_dir) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(with_app=launch_app is not None)
-    if launch_app is not None and (not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["app", *argv]
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_ERROR
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "app":
-            return launch_app(args)
+            return command_app(args)
         return COMMANDS[args.command](args)
     except Cancelled:
         return EXIT_CANCELLED
     except VggtabError as error:
-        print(f"vggtab: {error}", file=sys.stderr)
+        print(f"vggtab: {in_flags(str(error))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("vggtab: interrupted.", file=sys.stderr)
@@ -441,6 +419,11 @@ def main(argv: list[str] | None = None, launch_app: Callable[[argparse.Namespace
         print(f"vggtab: unexpected {type(error).__name__}: {error}\nThis is a bug in vggtab, not a problem with "
               f"your data or settings: please report it with {details}.", file=sys.stderr)
         return EXIT_BUG
+
+
+def in_flags(message: str) -> str:
+    """An engine message names a setting as `field=value` (`bad_rows=drop`); here the user types an option."""
+    return re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"{FLAGS[m[1]]}=" if m[1] in FLAGS else m[0], message)
 
 
 def log_traceback(error: Exception, argv: list[str]) -> str | None:
