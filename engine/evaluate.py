@@ -137,16 +137,31 @@ OVERFIT_ADVICE = {
 }
 
 
+BARELY_LEARNED, OVERFITTING = "barely learned", "overfitting"
+
+
+def findings(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float, *,
+             model: str = "mlp") -> tuple[str, ...]:
+    """What the diagnosis found (BARELY_LEARNED, OVERFITTING): its notes and the advice check both start here."""
+    found = []
+    if accuracy < NEAR_RANDOM * random_baseline or accuracy <= majority_baseline:
+        found.append(BARELY_LEARNED)
+    # A random forest fits its train rows almost perfectly by construction: the gap says nothing there.
+    if train_accuracy - accuracy > OVERFIT_GAP and model in OVERFIT_ADVICE:
+        found.append(OVERFITTING)
+    return tuple(found)
+
+
 def diagnose(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float, *,
              model: str = "mlp") -> list[str]:
     notes = []
-    if accuracy < NEAR_RANDOM * random_baseline or accuracy <= majority_baseline:
+    found = findings(accuracy, train_accuracy, random_baseline, majority_baseline, model=model)
+    if BARELY_LEARNED in found:
         notes.append(f"Accuracy {accuracy:.1%} is near the random ({random_baseline:.1%}) or majority-class "
                      f"({majority_baseline:.1%}) baseline: the model barely learned. "
                      + BARELY_LEARNED_ADVICE.get(model, BARELY_LEARNED_ADVICE["mlp"]))
     gap = train_accuracy - accuracy
-    # A random forest fits its train rows almost perfectly by construction: the gap says nothing there.
-    if gap > OVERFIT_GAP and model in OVERFIT_ADVICE:
+    if OVERFITTING in found:
         notes.append(f"Train accuracy {train_accuracy:.1%} is {gap:.0%} above valid: overfitting. "
                      + OVERFIT_ADVICE[model])
     if not notes:

@@ -39,7 +39,7 @@ from engine.config import ARCHITECTURE_PRESETS, FEATURE_GROUPS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, ignore
 from engine.pipeline import Session, StopRequest
-from engine.store.files import atomic_write, check_writable
+from engine.store.files import atomic_write, check_writable, make_folder
 from engine.store.history import load_history
 from engine.store.names import timestamp
 
@@ -114,11 +114,7 @@ def open_storage(sweep: SweepConfig, results_dir, study: str):
     import optuna
     if not sweep.storage:
         path = journal_path(results_dir, study)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"Could not create the sweep folder {path.parent}: {exc.strerror}.",
-                               hint="Check the disk, or pick another results_dir.") from exc
+        make_folder(path.parent)
         from optuna.storages.journal import JournalFileBackend
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     try:
@@ -439,7 +435,7 @@ class SweepReport:
     ensemble_test: Score | None  # the top-N configs retrained, probabilities averaged on the test clips
     ensemble_members: tuple[int, ...]  # their trial numbers
     winner_vs_default: str  # the paired test's verdict on the test clips
-    winner_vs_default_p: float
+    winner_vs_default_p: float  # McNemar mid-p, as the verdict
     importances: dict[str, float]  # over every finished trial (settings every trial has)
     mlp_importances: dict[str, float]  # over the finished MLP trials
     best_valid_mean: float  # the trial's objective: valid accuracy, mean over folds with cv
@@ -530,13 +526,13 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
         best_valid=Score.of(best_record), best_valid_mean=1.0 - float(best.value), best_test=Score.of(best_test),
         default_test=Score.of(default_test), ensemble_test=Score.of(ensemble_test) if ensemble_test else None,
         ensemble_members=tuple(members) if ensemble_test else (), winner_vs_default=paired.verdict,
-        winner_vs_default_p=paired.test.p_value, importances=overall, mlp_importances=mlp_only)
+        winner_vs_default_p=paired.test.mid_p, importances=overall, mlp_importances=mlp_only)
     path = save_summary(session.results_dir, report)
     return SweepReport(**{**report.__dict__, "summary_path": str(path)})
 
 
 def save_summary(results_dir, report: SweepReport) -> Path:
-    path = Path(results_dir) / SWEEPS_DIR / f"{report.study}.json"
+    path = make_folder(Path(results_dir) / SWEEPS_DIR) / f"{report.study}.json"
     text = json.dumps(report.to_dict(), indent=2, default=str)
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
