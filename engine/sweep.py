@@ -40,7 +40,6 @@ from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, ignore
 from engine.pipeline import Session, StopRequest
 from engine.store.files import atomic_write, check_writable, make_folder
-from engine.store.history import load_history
 from engine.store.names import timestamp
 
 SEARCH_MODELS = ("mlp", "logreg", "linear_svm")  # a random forest takes minutes a fit: not searched by default
@@ -120,19 +119,21 @@ def open_storage(sweep: SweepConfig, results_dir, study: str):
     try:
         return optuna.storages.RDBStorage(sweep.storage)
     except Exception as exc:  # a missing driver, a bad URL, a server that refuses: each library its own type
-        raise StorageError(f"Could not open the sweep storage {redacted(sweep.storage)}: {type(exc).__name__}: "
-                           f"{exc}.", hint="Give an SQLAlchemy URL such as postgresql://user:password@host/db "
-                                           "(PostgreSQL needs psycopg2-binary installed), or leave storage empty "
-                                           "for the journal file under results/sweeps/.") from exc
+        cause = exc.__cause__ or exc  # Optuna wraps a missing driver in an ImportError that does not name it
+        raise StorageError(f"Could not open the sweep storage {redacted(sweep.storage)}: {type(cause).__name__}: "
+                           f"{cause}.", hint="Give an SQLAlchemy URL such as postgresql://user:password@host/db "
+                                             "(PostgreSQL needs the psycopg driver: pip install 'psycopg[binary]'), "
+                                             "or leave storage empty for the journal file under results/sweeps/."
+                           ) from exc
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    head, at, tail = url.rpartition("@")
-    if not at or "://" not in head:
+    """The URL with its password masked, for messages and reports."""
+    head, at, host = url.rpartition("@")
+    scheme, sep, credentials = head.partition("://")
+    if not at or not sep or ":" not in credentials:
         return url
-    scheme, _, credentials = head.partition("://")
-    return f"{scheme}://{credentials.split(':')[0]}:***@{tail}"
+    return f"{scheme}://{credentials.split(':')[0]}:***@{host}"
 
 
 def shared_settings(base: RunConfig) -> dict:
@@ -307,6 +308,9 @@ class Worker:
             self.study.tell(trial, state=TrialState.FAIL)
             return self._announce(trial, config, state, None, run_ids, message)
         accuracy = float(np.mean([r.metrics["val_accuracy"] for r in records]))
+        # In the study itself, so a machine that reports on it needs no other machine's history.
+        trial.set_user_attr("config", records[0].config)  # with the LR the run used
+        trial.set_user_attr("valid", asdict(Score.of(records[0])))
         self.study.tell(trial, 1.0 - accuracy)
         return self._announce(trial, config, state, accuracy, run_ids, "")
 
@@ -429,7 +433,7 @@ class SweepReport:
     trials: tuple[TrialRow, ...]
     best_trial: int
     best_params: dict
-    best_valid: Score  # the winner's score on the valid clips (mean over folds with cv: its first fold's run)
+    best_valid: Score  # the winner's run on the valid clips (with cv: its first fold's)
     best_test: Score  # the winner's config retrained on train + valid, scored once on the test clips
     default_test: Score  # the default config, retrained and scored the same way
     ensemble_test: Score | None  # the top-N configs retrained, probabilities averaged on the test clips
@@ -490,7 +494,6 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
     if not complete:
         raise VggtabError(f"No trial of sweep {study.study_name} finished, so there is no winner to test.",
                           hint="Check the failed trials' messages in the results table, or run more trials.")
-    history = {r.run_id: r for r in load_history(session.results_dir).records}
     started = time.perf_counter()
 
     def on_test(trial_config: dict, label: str) -> object:
@@ -499,14 +502,12 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
         return session.train(config, cancel=cancel)
 
     best = complete[0]
-    best_record = history[best.user_attrs["run_ids"][0]]
-    best_test = on_test(best_record.config, f"{study.study_name} best (trial {best.number})")
+    best_test = on_test(best.user_attrs["config"], f"{study.study_name} best (trial {best.number})")
     members, member_runs = [], []
     for trial in complete[:sweep.top_n]:
-        record = history[trial.user_attrs["run_ids"][0]]
         members.append(trial.number)
-        member_runs.append(best_test if trial is best else on_test(record.config, f"{study.study_name} top "
-                                                                                  f"(trial {trial.number})"))
+        member_runs.append(best_test if trial is best else on_test(trial.user_attrs["config"],
+                                                                   f"{study.study_name} top (trial {trial.number})"))
     ensemble_test = None
     if len(member_runs) >= 2:
         ensemble_test = approaches.ensemble(session.results_dir, [r.run_id for r in member_runs],
@@ -523,7 +524,7 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
         study=study.study_name, storage=redacted(sweep.storage) or str(journal_path(session.results_dir,
                                                                                      study.study_name)),
         test_pct=base.test_pct, trials=trial_rows(study), best_trial=best.number, best_params=dict(best.params),
-        best_valid=Score.of(best_record), best_valid_mean=1.0 - float(best.value), best_test=Score.of(best_test),
+        best_valid=Score(**best.user_attrs["valid"]), best_valid_mean=1.0 - float(best.value), best_test=Score.of(best_test),
         default_test=Score.of(default_test), ensemble_test=Score.of(ensemble_test) if ensemble_test else None,
         ensemble_members=tuple(members) if ensemble_test else (), winner_vs_default=paired.verdict,
         winner_vs_default_p=paired.test.mid_p, importances=overall, mlp_importances=mlp_only)

@@ -1,7 +1,14 @@
 """The sweep on small generated data: the test split stays unseen, the optimism gap comes from the right clips,
 pruning stops a diverging trial, and worker processes share one study without losing or repeating a trial."""
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +20,7 @@ from engine.errors import ConfigError
 from engine.pipeline import Session
 from engine.store.history import load_history
 from engine.store.predictions import load_predictions
-from engine.sweep import SweepConfig, Worker, open_study, run_sweep, sweep_base
+from engine.sweep import SweepConfig, Worker, open_study, redacted, run_sweep, run_workers, sweep_base
 
 # Two epochs, fast models: every sweep here takes seconds.
 QUICK = dict(epochs=(2,), models=("mlp", "logreg"), prune_startup=1)
@@ -151,3 +158,71 @@ def test_split_rows_of_a_nested_split_never_overlap():
         test = set(final.valid_idx)
         assert not test & set(held.train_idx) and not test & set(held.valid_idx)
         assert set(held.train_idx) | set(held.valid_idx) == set(final.train_idx)
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def install_postgres() -> str:
+    """Debian's postgresql package, when this test runs as root and it is missing; '' or why it failed."""
+    if postgres_bin() is not None:
+        return ""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return "PostgreSQL is not installed and this test is not root on a Debian system to install it"
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                              env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"})
+        if done.returncode:
+            return f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
+    return "" if postgres_bin() is not None else "the postgresql package installed no initdb"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A private PostgreSQL server in a temp folder on a free port, stopped and removed afterwards."""
+    why_not = install_postgres()
+    if why_not:
+        pytest.skip(f"No PostgreSQL server for the shared-study test: {why_not}.")
+    folder = Path(tempfile.mkdtemp(prefix="vggtab-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as Debian's postgres user
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    bin_dir, port, data = postgres_bin(), free_port(), folder / "data"
+    subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
+                              "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_worker_processes_share_a_postgresql_study(small_demo, tmp_path, postgres_url):
+    base = base_config(small_demo)
+    sweep = SweepConfig(trials=4, workers=2, study="pg", storage=postgres_url, epochs=(2,), models=("logreg",))
+    study = open_study(sweep, base, tmp_path / "results", "pg")
+    ended = []
+    run_workers(sweep, base, "pg", results_dir=tmp_path / "results", models_dir=tmp_path / "models",
+                report=ended.append, cancel=threading.Event())
+    assert_no_trial_lost_or_repeated(study, load_history(tmp_path / "results").records, 4)
+    assert sorted(e.number for e in ended) == [0, 1, 2, 3] and {e.worker for e in ended} == {0, 1}
+    assert not (tmp_path / "results" / "sweeps" / "pg.journal").exists()
+
+
+def test_storage_urls_are_shown_without_their_password():
+    assert redacted("postgresql://me:secret@db.example:5432/sweeps") == "postgresql://me:***@db.example:5432/sweeps"
+    assert redacted("postgresql://me@db/sweeps") == "postgresql://me@db/sweeps"
+    assert redacted("sqlite:///results/s.db") == "sqlite:///results/s.db"

@@ -1,0 +1,158 @@
+"""Sweep throughput: trials per minute with 1 and 2 worker processes, against the same fits back to back.
+
+    .venv/bin/python bench/sweep.py [--trials 6] [--rounds 2] [--epochs 5] [--storages]
+
+Every mode runs the same fixed trials (enqueued into a fresh study, pruning off), on the full demo data
+(data/demo, `vggtab demo`), so only the machinery differs:
+- fits: one Session trains the trials' configs one after another: no Optuna, no storage (the floor);
+- workers 1: one Worker in this process on a journal-file study;
+- workers 2: two spawned worker processes sharing the journal file (their start-up and imports included);
+- with --storages, workers 2 on SQLite as well (Optuna's docs advise against it for parallel writers).
+Modes are interleaved per round (fits, w1, w2, …) so load from other processes on a shared box falls on all of
+them; the load average is printed. A worker's data are prepared once and shared by its trials: the single-process
+modes prepare before timing, spawned workers inside it (their real cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.config import DEMO_EMBEDDINGS, DEMO_TABULAR, RunConfig  # noqa: E402
+from engine.pipeline import Session  # noqa: E402
+from engine.sweep import SearchSpace, SweepConfig, Worker, count_tabular, open_study, run_workers  # noqa: E402
+
+
+def fixed_trials(epochs: int, n: int) -> list[dict]:
+    """A mix like a sweep's: MLPs of each preset on each feature set, and the two linear baselines."""
+    shapes = [dict(model="mlp", features="embeddings", layers="2 layers"),
+              dict(model="mlp", features="both", reduce="top_k", layers="3 layers"),
+              dict(model="logreg", features="both", reduce="pca"),
+              dict(model="mlp", features="tabular", reduce="pca", layers="2 layers"),
+              dict(model="linear_svm", features="embeddings"),
+              dict(model="mlp", features="both", reduce="none", layers="4 layers")]
+    mlp = dict(ps=0.2, wd=0.01, bs=64, epochs=epochs, lr_source="range", lr=2e-3)
+    trials = []
+    for i in range(n):
+        shape = shapes[i % len(shapes)]
+        trials.append(shape | (mlp if shape["model"] == "mlp" else {}))
+    return trials
+
+
+def space_params(space: SearchSpace, params: dict) -> dict:
+    """Fill the data-dependent choices (top-K, PCA) with the space's first value."""
+    params = dict(params)
+    if params.get("reduce") == "top_k":
+        params["select_k"] = space.select_k[-1]
+    if params.get("reduce") == "pca":
+        params["pca"] = space.pca[0]
+    return params
+
+
+def timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--storages", action="store_true", help="also two workers on SQLite")
+    args = parser.parse_args()
+    if not Path(DEMO_EMBEDDINGS).is_file():
+        sys.exit("No demo data: run `.venv/bin/vggtab demo` first.")
+    os.chdir(ROOT)
+    work = Path(tempfile.mkdtemp(prefix="vggtab-bench-sweep-"))
+    base = RunConfig(embeddings=DEMO_EMBEDDINGS, tabular=DEMO_TABULAR, test_pct=0.2)
+    sweep = SweepConfig(trials=args.trials, prune=False, epochs=(args.epochs,))
+    session = Session(results_dir=work / "fits", models_dir=work / "models")
+    space = SearchSpace.for_data(sweep, *count_tabular(session, base))
+    params = [space_params(space, p) for p in fixed_trials(args.epochs, args.trials)]
+    import optuna
+    configs = [space.suggest(optuna.trial.FixedTrial(p), base) for p in params]
+    in_process = Worker(None, sweep, base, models_dir=work / "models", results_dir=work / "w1")
+    in_process.space = space
+    in_process.session.prepare(base)
+    counter = iter(range(10**6))
+    ended: dict[str, list[tuple[int, float]]] = {}  # mode → (worker, time) of each TrialEnded, this round
+
+    def recorder(mode: str):
+        ended[mode] = []
+        return lambda event: ended[mode].append((event.worker, time.perf_counter())) if hasattr(event, "worker") \
+            else None
+
+    def fresh_study(storage: str = ""):
+        name = f"bench{next(counter)}"
+        study_sweep = SweepConfig(**{**sweep.__dict__, "storage": storage, "study": name})
+        study = open_study(study_sweep, base, work / "studies", name)
+        for p in params:
+            study.enqueue_trial(p)
+        return study_sweep, study
+
+    def fits():
+        for config in configs:
+            session.train(config)
+
+    def workers_1():
+        study_sweep, study = fresh_study()
+        in_process.study, in_process.sweep, in_process.report = study, study_sweep, recorder("workers 1 (journal)")
+        in_process.run(args.trials)
+
+    def workers_2(storage: str = ""):
+        study_sweep, study = fresh_study(storage)
+        mode = f"workers 2 ({'SQLite' if storage else 'journal'})"
+        run_workers(study_sweep.__class__(**{**study_sweep.__dict__, "workers": 2}), base, study.study_name,
+                    results_dir=work / "studies", models_dir=work / "models", report=recorder(mode),
+                    cancel=threading.Event())
+
+    def after_start_up(mode: str) -> float | None:
+        """Trials per minute after each worker's first trial ended: start-up (spawn, imports, data) left out."""
+        per_worker: dict[int, list[float]] = {}
+        for worker, at in ended.get(mode, []):
+            per_worker.setdefault(worker, []).append(at)
+        rates = [60 * (len(t) - 1) / (t[-1] - t[0]) for t in per_worker.values() if len(t) > 1 and t[-1] > t[0]]
+        return sum(rates) if rates else None
+    steady: dict[str, list[float]] = {}
+
+    modes = {"fits back to back": fits, "workers 1 (journal)": workers_1, "workers 2 (journal)": workers_2}
+    if args.storages:
+        modes["workers 2 (SQLite)"] = lambda: workers_2(f"sqlite:///{work / 'studies' / 'bench.db'}")
+    seconds: dict[str, list[float]] = {name: [] for name in modes}
+    for round_number in range(args.rounds):
+        for name, run in modes.items():
+            seconds[name].append(timed(run))
+            if after_start_up(name) is not None:
+                steady.setdefault(name, []).append(after_start_up(name))
+            print(f"round {round_number + 1} {name:<22} {seconds[name][-1]:7.1f} s", file=sys.stderr)
+    load = os.getloadavg()
+    print(f"\n{args.trials} trials per mode ({args.epochs}-epoch MLPs and linear baselines, full demo data), "
+          f"{args.rounds} rounds; load average {load[0]:.1f} / {load[1]:.1f} (2 cores, shared)")
+    rate = {name: 60 * args.trials / statistics.median(values) for name, values in seconds.items()}
+    for name, per_minute in rate.items():
+        print(f"{name:<22} {per_minute:6.2f} trials/min  (median {statistics.median(seconds[name]):.1f} s)")
+    for name, values in steady.items():
+        print(f"{name:<22} {statistics.median(values):6.2f} trials/min after each worker's first trial")
+    floor = rate["fits back to back"]
+    print(f"workers 1 / fits back to back: {rate['workers 1 (journal)'] / floor:.2f}")
+    print(f"workers 2 / workers 1:         {rate['workers 2 (journal)'] / rate['workers 1 (journal)']:.2f}")
+    if "workers 2 (journal)" in steady and "workers 1 (journal)" in steady:
+        ratio = statistics.median(steady["workers 2 (journal)"]) / statistics.median(steady["workers 1 (journal)"])
+        print(f"workers 2 / workers 1 after start-up: {ratio:.2f}")
+    if args.storages:
+        print(f"SQLite / journal (2 workers):  {rate['workers 2 (SQLite)'] / rate['workers 2 (journal)']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
