@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine import approaches, stats
 from engine.config import RunConfig
-from engine.errors import Cancelled, ConfigError, VggtabError
+from engine.errors import Cancelled, VggtabError
 from engine.evaluate import BARELY_LEARNED, OVERFITTING, findings
 from engine.events import RunRecord
 from engine.store.files import atomic_write, make_folder
@@ -107,11 +107,11 @@ def judged(change: str, comparison: approaches.Comparison) -> AdviceResult:
 
 
 def check_advice(session, record: RunRecord, cancel: threading.Event | None = None) -> AdviceCheck:
-    """Run each suggested variant of a finished run on its split and pair it with the run; saved and returned."""
+    """Run each suggested variant of a finished run on its split and pair it with the run; saved and returned.
+    A run the diagnosis calls healthy has no variants: the check comes back empty."""
     variants = suggested_variants(record)
-    if not variants:
-        raise ConfigError(f"The diagnosis of {approaches.run_label(record)} suggests no change to check.",
-                          hint="The advice check applies to runs the diagnosis calls overfitting or barely learned.")
+    if not variants:  # a healthy run: nothing to check, nothing saved
+        return AdviceCheck(run_id=record.run_id, approach=record.approach, results=(), failed=())
     checked, failed = [], []
     for variant in variants:
         if cancel is not None and cancel.is_set():

@@ -407,12 +407,14 @@ class Score:
     n: int
     run_id: str
     approach: str
+    model_path: str = ""  # the run's saved model ('' for an ensemble or a random forest): predict with it
 
     @classmethod
     def of(cls, record) -> Score:
         m = record.metrics
         return cls(accuracy=float(m["val_accuracy"]), low=float(m["ci_low"]), high=float(m["ci_high"]),
-                   n=int(m["val_samples"]), run_id=record.run_id, approach=record.approach)
+                   n=int(m["val_samples"]), run_id=record.run_id, approach=record.approach,
+                   model_path=record.model_path)
 
 
 @dataclass(frozen=True)
