@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Iterable
 
 import numpy as np
 
@@ -188,6 +189,49 @@ def default_ensemble_members(records) -> list[str]:
     return []
 
 
+def ensemble_members(results_dir, record: RunRecord) -> list[RunRecord]:
+    """The finished runs an ensemble record averaged, as the history of `results_dir` holds them."""
+    finished = {r.run_id: r for r in load_history(results_dir).records if r.status == "finished"}
+    missing = [run_id for run_id in record.config["members"] if run_id not in finished]
+    if missing:
+        raise StorageError(f"{run_label(record)} averages runs the history in {results_dir} does not hold as "
+                           f"finished: {name_list(missing)}.",
+                           hint="Use the results folder the ensemble was made in.")
+    return [finished[run_id] for run_id in record.config["members"]]
+
+
+def rerun(session, record: RunRecord, *, reuse: Iterable[str] = (), cancel: threading.Event | None = None
+          ) -> RunRecord:
+    """Run a recorded run again with its exact config: a new row in the history.
+
+    An ensemble re-runs each member (recursively: a member may be an ensemble), except the members whose run ids
+    are in `reuse`, which it takes as they are, and averages them into a new ensemble row of the same name.
+    """
+    if not is_ensemble(record):
+        return session.train(RunConfig.from_dict(record.config), cancel=cancel)
+    reuse = set(reuse)
+    members = [member if member.run_id in reuse else rerun(session, member, reuse=reuse, cancel=cancel)
+               for member in ensemble_members(session.results_dir, record)]
+    started = time.perf_counter()
+    again = ensemble(session.results_dir, [m.run_id for m in members], name=record.approach)
+    session.report(StageDone(stage="ensemble", seconds=time.perf_counter() - started,
+                             detail=f"{again.approach}: valid accuracy {again.metrics['val_accuracy']:.1%}"))
+    return again
+
+
+def is_ensemble(record: RunRecord) -> bool:
+    return record.config.get("model") == ENSEMBLE_MODEL
+
+
+def saved_model_path(record: RunRecord, doing: str) -> str:
+    """The run's model file, or a ConfigError saying that `doing` needs one."""
+    if record.status != "finished" or not record.model_path:
+        raise ConfigError(f"{doing} needs a finished run with a saved model; {run_label(record)} is "
+                          f"{record.status}, model {record.config.get('model')} (random forests are not saved).",
+                          hint="Pick a finished mlp, logreg or linear_svm run from the results table.")
+    return record.model_path
+
+
 # ---------------------------------------------------------------------------------------- paired test
 
 @dataclass(frozen=True)
@@ -279,13 +323,10 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
     averaged over `repeats` seeded shuffles. Uses the run's own saved model and feature transform."""
     from engine.predict import probabilities
 
-    if record.status != "finished" or not record.model_path:
-        raise ConfigError(f"Group importance needs a finished run with a saved model; {run_label(record)} is "
-                          f"{record.status}, model {record.config.get('model')} (random forests are not saved).",
-                          hint="Pick a finished mlp, logreg or linear_svm run from the results table.")
+    model_path = saved_model_path(record, "Group importance")
     started = time.perf_counter()
     config = RunConfig.from_dict(record.config)
-    saved = load_model(record.model_path, models_dir=session.models_dir)
+    saved = load_model(model_path, models_dir=session.models_dir)
     info = saved.vggtab
     prepared = session.prepare(config)
     if prepared.split_id != record.split_id:

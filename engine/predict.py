@@ -42,6 +42,46 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
     Raises InputError for unusable files or missing feature columns, StorageError for a file that is not a
     vggtab model (or lies outside `models_dir` without `allow_outside`).
     """
+    return _predict(model_path, NewClips(embeddings, tabular, cache_dir=cache_dir), key=key, models_dir=models_dir,
+                    allow_outside=allow_outside)
+
+
+def predict_run(results_dir, record, embeddings, tabular, *, key: str | None = None, models_dir="models",
+                allow_outside: bool = False, cache_dir=None) -> Prediction:
+    """`predict_files` for a finished run of the history in `results_dir`: its saved model, or for an ensemble
+    the mean of its members' probabilities (members found in that history) on the clips every member kept."""
+    from engine.approaches import ensemble_members, is_ensemble, saved_model_path
+
+    clips = NewClips(embeddings, tabular, cache_dir=cache_dir)
+
+    def prediction(run) -> Prediction:
+        if is_ensemble(run):
+            return mean_prediction([prediction(member) for member in ensemble_members(results_dir, run)])
+        return _predict(saved_model_path(run, "Predicting"), clips, key=key, models_dir=models_dir,
+                        allow_outside=allow_outside)
+
+    return prediction(record)
+
+
+class NewClips:
+    """The new embeddings and tabular files, loaded once and merged once per key column, for one or more models."""
+
+    def __init__(self, embeddings, tabular, *, cache_dir=None):
+        self.embeddings, self.tabular, self.cache_dir = embeddings, tabular, cache_dir
+        self._tables: tuple[pd.DataFrame, pd.DataFrame] | None = None
+        self._merged: dict[str | None, merge.Merged] = {}
+
+    def merged(self, key: str | None) -> merge.Merged:
+        if self._tables is None:
+            self._tables = (load.load_table(self.embeddings, cache_dir=self.cache_dir).frame,
+                            load.load_table(self.tabular, cache_dir=self.cache_dir).frame)
+        if key not in self._merged:
+            self._merged[key] = merge.merge_tables(*self._tables, embeddings_path=str(self.embeddings),
+                                                   tabular_path=str(self.tabular), key=key, labels_required=False)
+        return self._merged[key]
+
+
+def _predict(model_path, clips: NewClips, *, key: str | None, models_dir, allow_outside: bool) -> Prediction:
     from engine import model
     from engine.store.models import load_model
     saved = load_model(model_path, models_dir=models_dir, allow_outside=allow_outside)
@@ -49,10 +89,8 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
     if not isinstance(info, model.ModelInfo):
         raise StorageError(f"{model_path} is a fastai model that vggtab did not train: it does not record its "
                            "classes and feature columns.", hint="Pick a .pkl file that vggtab saved under models/.")
-    merged = merge.merge_tables(load.load_table(embeddings, cache_dir=cache_dir).frame,
-                                load.load_table(tabular, cache_dir=cache_dir).frame,
-                                embeddings_path=str(embeddings), tabular_path=str(tabular),
-                                key=key if key is not None else info.config.get("key"), labels_required=False)
+    merged = clips.merged(key if key is not None else info.config.get("key"))
+    embeddings, tabular = clips.embeddings, clips.tabular
     columns = list(info.transform.input_columns_)
     check_feature_columns(merged.frame, columns, embeddings, tabular)
     policy = info.config.get("bad_rows", "drop")
@@ -73,6 +111,25 @@ def predict_files(model_path, embeddings, tabular, *, key: str | None = None, mo
     return Prediction(frame=frame, dropped=audit.bad_rows if policy == "drop" else (),
                       warnings=tuple(warnings), label_mode=info.label_mode,
                       sources=(str(model_path), str(embeddings), str(tabular)))
+
+
+def mean_prediction(members: list[Prediction]) -> Prediction:
+    """An ensemble's prediction: the members' mean probabilities on the clips all of them kept, in the first
+    member's row order, as approaches.ensemble averages their valid probabilities. A clip any member dropped is
+    dropped, with the first member's reason."""
+    first = members[0]
+    kept = set.intersection(*(set(m.frame[merge.MERGED_KEY]) for m in members))
+    keys = [k for k in first.frame[merge.MERGED_KEY] if k in kept]
+    probs = np.mean([m.frame.set_index(merge.MERGED_KEY).loc[keys].to_numpy() for m in members], axis=0)
+    frame = pd.DataFrame(probs, columns=first.frame.columns[1:])
+    frame.insert(0, merge.MERGED_KEY, keys)
+    dropped: dict[str, str] = {}
+    for member in members:
+        for fname, why in member.dropped:
+            dropped.setdefault(fname, why)
+    return Prediction(frame=frame, dropped=tuple(dropped.items()),
+                      warnings=tuple(dict.fromkeys(w for m in members for w in m.warnings)),
+                      label_mode=first.label_mode, sources=tuple(dict.fromkeys(s for m in members for s in m.sources)))
 
 
 def probabilities(saved, x) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Ablations, ensembles, paired tests, k-fold and group importance on the small demo, through the real Session."""
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,9 +12,9 @@ import pytest
 
 from engine import approaches, stats
 from engine.config import RunConfig
-from engine.errors import Cancelled, ConfigError
+from engine.errors import Cancelled, ConfigError, StorageError
 from engine.evaluate import correct_per_clip
-from engine.events import RunFailed
+from engine.events import RunFailed, StageDone
 from engine.features import FeatureTransform
 from engine.pipeline import Session
 from engine.store.history import load_history
@@ -100,6 +101,40 @@ def test_ensemble_accuracy_equals_the_average_of_the_two_saved_probability_array
     assert load_history(session.results_dir).records[-1].run_id == record.run_id
     saved = load_predictions(session.results_dir, record.run_id)
     assert (saved.probs.argmax(axis=1) == saved.targets).mean() == pytest.approx(by_hand)
+
+
+def test_rerunning_an_ensemble_reruns_its_members_exactly_and_averages_them_again(ablation, tmp_path):
+    session, records, _ = ablation
+    shutil.copytree(session.results_dir, tmp_path / "results")  # its own history: the reruns add rows
+    events = []
+    again_session = Session(events.append, models_dir=tmp_path / "models", results_dir=tmp_path / "results")
+    runs = by_features(records)
+    pair = [runs["embeddings"], runs["tabular"]]
+    original = approaches.ensemble(again_session.results_dir, [r.run_id for r in pair], name="pair")
+
+    again = approaches.rerun(again_session, original)
+
+    members = approaches.ensemble_members(again_session.results_dir, again)
+    assert approaches.is_ensemble(again) and again.approach == "pair" and again.run_id != original.run_id
+    assert not {m.run_id for m in members} & {r.run_id for r in pair}
+    assert [m.config for m in members] == [r.config for r in pair]
+    assert [m.metrics["val_accuracy"] for m in members] == [r.metrics["val_accuracy"] for r in pair]
+    assert again.metrics["val_accuracy"] == original.metrics["val_accuracy"]
+    assert any(isinstance(e, StageDone) and e.stage == "ensemble" for e in events)
+
+    kept = approaches.rerun(again_session, again, reuse=[members[1].run_id])
+    assert kept.config["members"][1] == members[1].run_id
+    assert kept.config["members"][0] not in (members[0].run_id, pair[0].run_id)
+    history = load_history(again_session.results_dir).records
+    assert [r.approach for r in history[-6:]] == ["pair", "embeddings_200-100", "tabular_200-100", "pair",
+                                                  "embeddings_200-100", "pair"]
+
+
+def test_an_ensemble_whose_members_are_not_in_the_history_names_them(ablation, tmp_path):
+    _, records, _ = ablation
+    record = replace(records[2], config={"model": "ensemble", "members": [records[0].run_id, records[1].run_id]})
+    with pytest.raises(StorageError, match=records[0].run_id):
+        approaches.ensemble_members(tmp_path, record)  # an empty results folder
 
 
 def test_ensemble_refuses_one_run_and_unknown_or_repeated_runs(ablation):

@@ -2,6 +2,7 @@
 run computed, and bad input (missing columns, keys, foreign or outside model files) refused by name."""
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -9,9 +10,10 @@ import pytest
 
 from tui import cli
 from engine.config import RunConfig
-from engine.errors import InputError, StorageError
+from engine.approaches import ensemble
+from engine.errors import ConfigError, InputError, StorageError
 from engine.pipeline import Session
-from engine.predict import predict_files, write_submission
+from engine.predict import Prediction, mean_prediction, predict_files, predict_run, write_submission
 from engine.store.models import export_model, load_model
 from engine.store.predictions import load_predictions
 
@@ -159,3 +161,47 @@ def test_cli_predict_bad_input_exits_2_with_the_message(models, small_demo, tmp_
     captured = capsys.readouterr()
     assert code == 2 and "--allow-outside-models" in captured.err and "Traceback" not in captured.err
     assert not (tmp_path / "submission.csv").exists()
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_predictions(models, small_demo, tmp_path):
+    (mlp, models_dir, results_dir), (logreg, _, _) = models["single"], models["logreg"]
+    record = ensemble(results_dir, [mlp.run_id, logreg.run_id])
+    files = (small_demo.test_embeddings, small_demo.test_tabular)
+    members = [predict_files(r.model_path, *files, models_dir=models_dir) for r in (mlp, logreg)]
+
+    prediction = predict_run(results_dir, record, *files, models_dir=models_dir)
+
+    assert list(prediction.frame.columns) == list(members[0].frame.columns)
+    assert list(prediction.frame["fname"]) == list(members[0].frame["fname"])
+    classes = list(members[0].frame.columns[1:])
+    np.testing.assert_array_equal(prediction.frame[classes].to_numpy(),
+                                  np.mean([m.frame[classes].to_numpy() for m in members], axis=0))
+    assert not np.array_equal(prediction.frame[classes].to_numpy(), members[0].frame[classes].to_numpy())
+    nested = ensemble(results_dir, [record.run_id, mlp.run_id], name="nested")  # members may be ensembles
+    np.testing.assert_allclose(predict_run(results_dir, nested, *files, models_dir=models_dir).frame[classes],
+                               (prediction.frame[classes] + members[0].frame[classes]) / 2, rtol=1e-6)
+    path = write_submission(prediction, tmp_path / "submission.csv")
+    assert pd.read_csv(path).shape == (len(members[0].frame), 1 + len(classes))
+    assert {mlp.model_path, logreg.model_path} <= set(prediction.sources)  # a submission never replaces them
+
+
+def test_predict_run_of_a_single_run_is_its_model_and_an_unsaved_run_is_refused(models, small_demo):
+    record, models_dir, results_dir = models["logreg"]
+    files = (small_demo.test_embeddings, small_demo.test_tabular)
+    pd.testing.assert_frame_equal(predict_run(results_dir, record, *files, models_dir=models_dir).frame,
+                                  predict_files(record.model_path, *files, models_dir=models_dir).frame)
+    with pytest.raises(ConfigError, match="Predicting needs a finished run with a saved model"):
+        predict_run(results_dir, replace(record, model_path=""), *files, models_dir=models_dir)
+
+
+def test_mean_prediction_keeps_the_clips_every_member_kept_matched_by_name():
+    def member(a_by_clip, dropped=(), warnings=()):
+        frame = pd.DataFrame({"fname": list(a_by_clip), "a": list(a_by_clip.values())})
+        frame["b"] = 1 - frame["a"]
+        return Prediction(frame=frame, dropped=dropped, warnings=warnings, label_mode="single")
+
+    first = member({"x": 0.5, "y": 0.125, "z": 0.25}, warnings=("2 clips unmatched",))
+    second = member({"z": 0.75, "x": 0.25}, dropped=(("y", "NaN in mel_std_2"),), warnings=("2 clips unmatched",))
+    mean = mean_prediction([first, second])
+    assert mean.frame.to_dict("list") == {"fname": ["x", "z"], "a": [0.375, 0.5], "b": [0.625, 0.5]}
+    assert mean.dropped == (("y", "NaN in mel_std_2"),) and mean.warnings == ("2 clips unmatched",)
