@@ -1,7 +1,8 @@
 """Check the feature columns before training: the notebook's NaN losses came from one merged row with NaN.
 
-Every row holding NaN or ±inf is named with its columns; with policy 'drop' it leaves the table, with
-'impute' it stays (±inf turned into NaN) for the train-median imputation of engine.features.
+Every row holding NaN, ±inf or a value beyond float32's range (the models' input type, where it would become
+±inf) is named with its columns; with policy 'drop' it leaves the table, with 'impute' it stays (±inf and
+out-of-range values turned into NaN) for the train-median imputation of engine.features.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from engine.text import name_list
 
 POLICIES = ("drop", "impute")
 ABSURD_MAGNITUDE = 1e6
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # ~3.4e38: larger values overflow to ±inf as model inputs
 COLUMNS_NAMED = 4  # columns listed per bad row before "+N more"
 DROPPED_SHARE_WARNING = 0.05
 # Spellings of "no value" that pandas does not read as missing when a column was parsed as text.
@@ -25,7 +27,7 @@ MISSING_TOKENS = frozenset({"", "nan", "-nan", "na", "n/a", "null", "none"})
 @dataclass(frozen=True)
 class Audit:
     frame: pd.DataFrame  # without bad rows ('drop') or with them, ±inf as NaN ('impute'); no all-NaN columns
-    bad_rows: tuple[tuple[str, str], ...]  # (key, "NaN in stft_mean_3, mel_std_7; inf in cqt_std_0")
+    bad_rows: tuple[tuple[str, str], ...]  # (key, "NaN in stft_mean_3, mel_std_7; inf in cqt_std_0; …")
     dropped_columns: tuple[str, ...]  # entirely NaN, so removed
     constant_columns: tuple[str, ...]
     absurd_columns: tuple[str, ...]  # some |value| > ABSURD_MAGNITUDE
@@ -55,15 +57,15 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     values = values[:, ~empty]
     warnings = [f"Columns {name_list(dropped)} hold no values at all; they were dropped."] if dropped else []
 
-    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        finite = np.abs(values) <= FLOAT32_MAX  # False for NaN, ±inf and values float32 cannot hold
     bad = ~finite.all(axis=1)
     bad_at = np.flatnonzero(bad)
-    bad_values = values[bad_at]  # few rows: NaN and inf are told apart only here
-    bad_rows = tuple((keys[i], _describe(np.isnan(row), np.isinf(row), columns))
-                     for i, row in zip(bad_at, bad_values))
+    bad_values = values[bad_at]  # few rows: NaN, inf and overflow are told apart only here
+    bad_rows = tuple((keys[i], _describe(row, columns)) for i, row in zip(bad_at, bad_values))
     if policy == "drop" and bad.all():
         worst = columns[int((~finite).sum(axis=0).argmax())]
-        raise InputError(f"Every row has NaN or inf in some feature (most often in {worst}).",
+        raise InputError(f"Every row has NaN, inf or a value beyond float32 in some feature (most often in {worst}).",
                          hint="Use bad_rows=impute to fill them with train medians, or fix the file.")
 
     usable = values[~bad] if policy == "drop" else np.where(finite, values, np.nan)
@@ -73,7 +75,7 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     if absurd:
         warnings.append(f"Columns {name_list(absurd)} hold values beyond ±{ABSURD_MAGNITUDE:g}; check their units.")
     if policy == "drop" and bad.mean() > DROPPED_SHARE_WARNING:
-        warnings.append(f"Dropped {int(bad.sum()):,} of {len(bad):,} rows for NaN/inf features; "
+        warnings.append(f"Dropped {int(bad.sum()):,} of {len(bad):,} rows for NaN/inf/out-of-range features; "
                         f"bad_rows=impute would keep them.")
 
     if dropped:
@@ -81,8 +83,8 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     if policy == "drop" and bad.any():
         frame = frame[~bad].reset_index(drop=True)
     else:
-        with_inf = [c for c, has in zip(columns, np.isinf(bad_values).any(axis=0)) if has]
-        frame = frame.assign(**{c: frame[c].replace([np.inf, -np.inf], np.nan) for c in with_inf})
+        out_of_range = [c for c, has in zip(columns, (np.abs(bad_values) > FLOAT32_MAX).any(axis=0)) if has]
+        frame = frame.assign(**{c: frame[c].where(frame[c].abs() <= FLOAT32_MAX) for c in out_of_range})
     return Audit(frame=frame, bad_rows=bad_rows, dropped_columns=dropped, constant_columns=constant,
                  absurd_columns=absurd, warnings=tuple(warnings), feature_columns=tuple(columns))
 
@@ -108,12 +110,17 @@ def _as_numbers(frame: pd.DataFrame, columns: list[str], key: str, keys: np.ndar
     return converted
 
 
-def _describe(nan: np.ndarray, inf: np.ndarray, columns: list[str]) -> str:
+def _describe(row: np.ndarray, columns: list[str]) -> str:
+    """'NaN in a, b; inf in c; beyond float32 (±3.4e38) in d = 1e+39': out-of-range values are shown, so the user
+    can find them in the file."""
+    inf = np.isinf(row)
     parts = []
-    for what, mask in (("NaN", nan), ("inf", inf)):
-        names = [columns[i] for i in np.flatnonzero(mask)]
+    for what, mask, show_value in (("NaN", np.isnan(row), False), ("inf", inf, False),
+                                   ("beyond float32 (±3.4e38)", ~inf & (np.abs(row) > FLOAT32_MAX), True)):
+        names = [f"{columns[i]} = {row[i]:g}" if show_value else columns[i] for i in np.flatnonzero(mask)]
         if names:
-            parts.append(f"{what} in {name_list(names, COLUMNS_NAMED)}")
+            more = f" … (+{len(names) - COLUMNS_NAMED:,} more)" if len(names) > COLUMNS_NAMED else ""
+            parts.append(f"{what} in {', '.join(names[:COLUMNS_NAMED])}{more}")
     return "; ".join(parts)
 
 

@@ -46,6 +46,26 @@ def test_inf_rows_are_named_and_impute_turns_inf_into_nan():
     assert not np.isinf(audit.frame[COLUMNS].to_numpy()).any()
 
 
+@pytest.mark.parametrize("policy", ["drop", "impute"])
+def test_values_beyond_float32_are_named_with_row_column_and_value(policy):
+    frame = table()
+    frame.loc[1, "stft_mean_3"] = 1e39
+    frame.loc[3, "mel_std_7"] = -1e308
+    frame.loc[3, "emb_0"] = np.nan
+    frame.loc[5, "cqt_std_0"] = 3e38  # within float32's range: kept as is
+    audit = audit_features(frame, COLUMNS, policy=policy)
+
+    assert audit.bad_rows == (("001.wav", "beyond float32 (±3.4e38) in stft_mean_3 = 1e+39"),
+                              ("003.wav", "NaN in emb_0; beyond float32 (±3.4e38) in mel_std_7 = -1e+308"))
+    if policy == "drop":
+        assert list(audit.frame["fname"]) == ["000.wav", "002.wav", "004.wav", "005.wav"]
+    else:
+        assert len(audit.frame) == 6
+        assert np.isnan(audit.frame.loc[1, "stft_mean_3"]) and np.isnan(audit.frame.loc[3, "mel_std_7"])
+    assert np.isfinite(audit.frame[COLUMNS].dropna().to_numpy(dtype=np.float32)).all()
+    assert audit.frame.loc[audit.frame["fname"] == "005.wav", "cqt_std_0"].item() == 3e38
+
+
 def test_long_column_lists_are_cut_with_a_count():
     columns = [f"stft_mean_{i}" for i in range(10)]
     frame = pd.DataFrame(np.nan, index=range(2), columns=columns).assign(fname=["a", "b"])
