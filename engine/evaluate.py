@@ -7,6 +7,7 @@ and per-class precision/recall at THRESHOLD are reported for both modes.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -17,6 +18,11 @@ from engine.stats import lwlrap, wilson_interval
 OVERFIT_GAP = 0.15  # train − valid accuracy above this reads as overfitting
 NEAR_RANDOM = 2.0  # accuracy below this multiple of random reads as "did not learn"
 THRESHOLD = 0.5  # a class counts as predicted for a clip when its probability reaches this
+# Divergence without NaN, judged against the loss of guessing uniformly ("chance": ln(classes), or ln 2 per class
+# for multi-label): a train loss that climbs this many times above its lowest point or above chance …
+TRAIN_LOSS_RISE = 3.0
+# … or a valid loss this many times above chance (overfitting raises valid loss, but not this far).
+VALID_LOSS_EXPLODED = 10.0
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,9 @@ def correct_per_clip(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np.ndarray,
              train_targets: np.ndarray, *, classes: tuple[str, ...], valid_keys: np.ndarray,
-             samples: int = 10, model: str = "mlp") -> Evaluation:
-    """Scores of one run; `model` (mlp, logreg, linear_svm, random_forest) picks the advice in the diagnosis."""
+             samples: int = 10, model: str = "mlp", history=(), lr: float | None = None) -> Evaluation:
+    """Scores of one run; `model` (mlp, logreg, linear_svm, random_forest) picks the advice in the diagnosis, and
+    the per-epoch `history` of a network trained at `lr` tells whether it diverged."""
     n_classes = len(classes)
     correct = correct_per_clip(valid_probs, valid_targets)
     n_valid = len(correct)
@@ -95,7 +102,8 @@ def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np
         improvement_over_random=accuracy / random_baseline, train_accuracy=train_accuracy,
         lwlrap=lwlrap(valid_truth, valid_probs) if n_valid else 0.0, per_class=per_class,
         confused_pairs=[(t, p, n) for (t, p), n in pairs.most_common(samples)], misclassified=misclassified,
-        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline, model=model),
+        diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline, model=model,
+                           divergence=divergence(history, lr, chance_loss(n_classes, valid_targets.ndim == 2))),
         mean_average_precision=mean_average_precision(valid_truth, valid_probs),
         precision_recall=precision_recall(valid_truth, valid_probs, classes))
 
@@ -152,8 +160,43 @@ def findings(accuracy: float, train_accuracy: float, random_baseline: float, maj
     return tuple(found)
 
 
+def chance_loss(n_classes: int, multi_label: bool) -> float:
+    """The loss of predicting every class alike: cross-entropy ln(classes), or binary cross-entropy ln 2."""
+    return math.log(2) if multi_label else math.log(max(n_classes, 2))
+
+
+def divergence(history, lr: float | None, chance: float) -> str:
+    """'Diverged at LR …' when the losses climbed far above where they were or above chance, else ''. A loss that
+    became NaN stops training earlier (engine.train); this catches the runs that blew up and stayed finite."""
+    train = [row["train_loss"] for row in history]
+    valid = [row["valid_loss"] for row in history]
+    if not train:
+        return ""
+    low, peak = min(train), max(train)
+    found = []
+    if peak > TRAIN_LOSS_RISE * min(low, chance) and peak > chance:
+        rose = train.index(peak) > train.index(low)
+        found.append(f"the train loss rose from {_loss(low)} to {_loss(peak)}" if rose
+                     else f"the train loss was {_loss(peak)}")
+    if max(valid) > VALID_LOSS_EXPLODED * chance:
+        found.append(f"the valid loss reached {_loss(max(valid))}")
+    if not found:
+        return ""
+    at = f" at LR {lr:.3g}" if lr is not None else ""
+    lower = f", or ten times lower ({lr / 10:.2g})" if lr is not None else ""
+    return (f"Diverged{at}: {' and '.join(found)}, against {chance:.2f} for guessing every class alike. Lower the "
+            f"LR, e.g. to the LR finder's valley{lower}; more weight decay (wd) also damps it.")
+
+
+def _loss(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def diagnose(accuracy: float, train_accuracy: float, random_baseline: float, majority_baseline: float, *,
-             model: str = "mlp") -> list[str]:
+             model: str = "mlp", divergence: str = "") -> list[str]:
+    """Plain-words verdicts; a diverged run gets that verdict alone (its accuracy says nothing about the LR)."""
+    if divergence:
+        return [divergence]
     notes = []
     found = findings(accuracy, train_accuracy, random_baseline, majority_baseline, model=model)
     if BARELY_LEARNED in found:

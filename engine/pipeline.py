@@ -346,7 +346,8 @@ class Session:
         started = time.perf_counter()
         valid_probs = model.predict_proba(learner.model, prepared.x_valid, multi_label=prepared.multi_label)
         train_probs = model.predict_proba(learner.model, prepared.x_train, multi_label=prepared.multi_label)
-        evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model)
+        evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model, history=history,
+                                    lr=run.lr)
 
         started = time.perf_counter()
         learner.vggtab = self._model_info(config, prepared)
@@ -404,10 +405,11 @@ class Session:
                                key_names=prepared.key_names, config=config.to_dict())
 
     def _evaluate(self, prepared: Prepared, valid_probs: np.ndarray, train_probs: np.ndarray, started: float,
-                  model: str):
+                  model: str, history=(), lr: float | None = None):
         from engine.evaluate import evaluate
         evaluation = evaluate(valid_probs, prepared.y_valid, train_probs, prepared.y_train,
-                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx], model=model)
+                              classes=prepared.classes, valid_keys=prepared.keys[prepared.valid_idx], model=model,
+                              history=history, lr=lr)
         self._stage("evaluate", started, f"valid accuracy {evaluation.accuracy:.1%} "
                                          f"[{interval_text(evaluation.ci_low, evaluation.ci_high)}]")
         return evaluation
