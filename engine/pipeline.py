@@ -347,7 +347,7 @@ class Session:
         valid_probs = model.predict_proba(learner.model, prepared.x_valid, multi_label=prepared.multi_label)
         train_probs = model.predict_proba(learner.model, prepared.x_train, multi_label=prepared.multi_label)
         evaluation = self._evaluate(prepared, valid_probs, train_probs, started, config.model, history=history,
-                                    lr=run.lr)
+                                    lr=config.lr)
 
         started = time.perf_counter()
         learner.vggtab = self._model_info(config, prepared)
