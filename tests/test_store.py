@@ -193,6 +193,40 @@ def test_append_into_an_unusable_folder_is_a_storage_error(tmp_path):
         append_record(tmp_path / "results", make_record())
 
 
+def test_a_history_lock_held_too_long_is_a_storage_error_and_the_history_is_untouched(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    from engine.store import history
+
+    append_record(tmp_path, make_record(0))
+    before = (tmp_path / HISTORY_FILE).read_bytes()
+    monkeypatch.setattr(history, "LOCK_TIMEOUT_SECONDS", 0.2)
+    with FileLock(tmp_path / history.HISTORY_LOCK):  # another process stuck in the middle of an append
+        with pytest.raises(StorageError, match=r"Another vggtab process has held .*history\.lock"):
+            append_record(tmp_path, make_record(1))
+        with pytest.raises(StorageError, match="Wait for it to finish"):
+            load_history(tmp_path)
+    assert (tmp_path / HISTORY_FILE).read_bytes() == before
+    assert [r.run_id for r in load_history(tmp_path).records] == [make_record(0).run_id]
+
+
+def test_a_reader_that_cannot_make_the_lock_file_reads_without_it(tmp_path, monkeypatch):
+    """A read-only copy of a results folder (made here by refusing the lock file) still lists its runs; a
+    writer there gets the usual disk error."""
+    from filelock import FileLock
+
+    append_record(tmp_path, make_record(0))
+    (tmp_path / "history.lock").unlink()
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(self.lock_file))
+
+    monkeypatch.setattr(FileLock, "acquire", read_only)
+    assert [r.run_id for r in load_history(tmp_path).records] == [make_record(0).run_id]
+    with pytest.raises(StorageError, match="mount it writable"):
+        append_record(tmp_path, make_record(1))
+
+
 def append_many(results_dir, writer: int, count: int, start) -> None:
     start.wait()  # both processes begin together so their appends interleave
     for i in range(count):
