@@ -247,7 +247,10 @@ def read_cached(cache: Path) -> pa.Table | None:
 
 
 def write_cached(table: pa.Table, cache: Path) -> None:
-    """Write a cache file in the background; `read_cached` of the same file waits for it."""
+    """Write a cache file in the background; `read_cached` of the same file waits for it. A write still going
+    for an earlier version of the same source finishes first: it would otherwise remove this newer copy as stale."""
+    for earlier in [other for other in _cache_writes if _same_source(other) == _same_source(cache)]:
+        _cache_writes.pop(earlier).join()
     writing = _start_cache_write(table, cache)
     if writing is not None:
         _cache_writes[cache] = writing
@@ -295,7 +298,7 @@ def _write_cache(table: pa.Table, cache: Path) -> None:
 def _remove_stale(cache: Path) -> None:
     """Drop caches of earlier versions of the same file (same path digest, other state digest or format), and
     temp files of the same file that a killed process left (old enough not to be another process's write)."""
-    same_source = cache.name.rsplit("-", 1)[0] + "-"
+    same_source = _same_source(cache)
     for other in cache.parent.iterdir():
         if other == cache:
             continue
@@ -303,6 +306,11 @@ def _remove_stale(cache: Path) -> None:
                 other.name.startswith(f".{same_source}") and other.suffix == TEMP_SUFFIX
                 and time.time() - other.stat().st_mtime > ABANDONED_TEMP_SECONDS):
             other.unlink(missing_ok=True)
+
+
+def _same_source(cache: Path) -> str:
+    """The part of a cache file's name that every version of the same source shares."""
+    return cache.name.rsplit("-", 1)[0] + "-"
 
 
 def _shorten(text: str, limit: int = 160) -> str:
