@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import DEMO_EMBEDDINGS, DEMO_TABULAR, RunConfig  # noqa: E402
+from engine.config import DEMO_EMBEDDINGS, DEMO_TABULAR, RunConfig, SweepConfig  # noqa: E402
 from engine.pipeline import Session  # noqa: E402
-from engine.sweep import SearchSpace, SweepConfig, Worker, count_tabular, open_study, run_workers  # noqa: E402
+from engine.sweep import SearchSpace, Worker, count_tabular, open_study, run_workers  # noqa: E402
 
 
 def fixed_trials(epochs: int, n: int) -> list[dict]:
@@ -76,7 +76,7 @@ def main() -> None:
     os.chdir(ROOT)
     work = Path(tempfile.mkdtemp(prefix="vggtab-bench-sweep-"))
     base = RunConfig(embeddings=DEMO_EMBEDDINGS, tabular=DEMO_TABULAR, test_pct=0.2)
-    sweep = SweepConfig(trials=args.trials, prune=False, epochs=(args.epochs,))
+    sweep = SweepConfig(trials=args.trials, pruner="off", epoch_choices=(args.epochs,))
     session = Session(results_dir=work / "fits", models_dir=work / "models")
     space = SearchSpace.for_data(sweep, *count_tabular(session, base))
     params = [space_params(space, p) for p in fixed_trials(args.epochs, args.trials)]

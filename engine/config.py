@@ -143,14 +143,20 @@ def setting(default, help: str, group: str, **schema):
 
 def parse_layers(text: str) -> tuple[int, ...]:
     """'200,100' or '200, 100' → (200, 100); anything else is a ConfigError naming the bad item."""
+    return parse_counts(text, "Layers", "Layer size", "200,100")
+
+
+def parse_counts(text: str, what: str = "Counts", item_name: str = "Count", example: str = "5,10,20"
+                 ) -> tuple[int, ...]:
+    """'5,10,20' → (5, 10, 20): positive whole numbers separated by commas, or a ConfigError naming the bad item."""
     items = str(text).replace(" ", "").split(",")
+    hint = f"Write {item_name.lower()}s separated by commas, e.g. {example}."
     if any(not t for t in items):
-        raise ConfigError(f"Layers {text!r} have an empty item.", hint="Write sizes separated by commas, e.g. 200,100.")
+        raise ConfigError(f"{what} {text!r} have an empty item.", hint=hint)
     sizes = []
     for item in items:
         if not item.isdigit() or int(item) <= 0:
-            raise ConfigError(f"Layer size {item!r} in {text!r} is not a positive whole number.",
-                              hint="Write sizes separated by commas, e.g. 200,100.")
+            raise ConfigError(f"{item_name} {item!r} in {text!r} is not a positive whole number.", hint=hint)
         sizes.append(int(item))
     return tuple(sizes)
 
@@ -308,9 +314,9 @@ class RunConfig:
         return {s.name: getattr(self, s.name) for s in SETTINGS if getattr(self, s.name) != s.default}
 
 
-def _settings() -> tuple[Setting, ...]:
+def _settings(config_class) -> tuple[Setting, ...]:
     declared = []
-    for item in fields(RunConfig):
+    for item in fields(config_class):
         kind = item.metadata["setting"].kind
         if kind is str:  # the annotation names the type: "int | None" → int
             annotation = str(item.type)
@@ -320,8 +326,77 @@ def _settings() -> tuple[Setting, ...]:
     return tuple(declared)
 
 
-SETTINGS: tuple[Setting, ...] = _settings()
+SETTINGS: tuple[Setting, ...] = _settings(RunConfig)
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+SEARCH_MODELS = ("mlp", "logreg", "linear_svm")  # a random forest takes minutes a fit: not searched by default
+PRUNERS = ("median", "off")
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in str(text).split(","))
+
+
+def _check_model_choices(models) -> None:
+    if not (isinstance(models, tuple) and models and set(models) <= set(SEARCH_MODELS)):
+        raise ConfigError(f"Setting model_choices={models!r} is not valid.",
+                          hint=f"Use some of {', '.join(SEARCH_MODELS)}, separated by commas.")
+
+
+def _check_epoch_choices(epochs) -> None:
+    if not (isinstance(epochs, tuple) and epochs and all(isinstance(n, int) and n > 0 for n in epochs)):
+        raise ConfigError(f"Setting epoch_choices={epochs!r} is not valid.",
+                          hint="Use positive epoch counts separated by commas, such as 5,10,20.")
+
+
+def _check_study_name(name: str) -> None:
+    if not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigError(f"Setting study={name!r} is not valid.",
+                          hint="Use letters, digits, '-', '_' or '.' in a study name.")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How a sweep searches; what it searches on (data, split, test_pct) is its base RunConfig. Declared like the
+    run settings, so the CLI options and the app's form come from `SWEEP_SETTINGS`."""
+
+    trials: int = setting(30, "Trials this command runs, shared by its workers (other machines add their own)",
+                          "sweep", low=1)
+    timeout: float | None = setting(None, "Seconds after which no worker starts a new trial", "sweep", low=0,
+                                    above=True, none="off")
+    workers: int = setting(1, "Worker processes on this machine, one torch thread each", "sweep", low=1, high=64)
+    storage: str = setting("", "Optuna storage URL shared by many machines (postgresql://…, any SQLAlchemy URL); "
+                               "empty: a journal file under results/sweeps/", "sweep")
+    study: str = setting("", "Study name: the same name joins a study; empty starts sweep_<timestamp>", "sweep",
+                         check_value=_check_study_name)
+    cv: int | None = setting(None, "Score each trial on K inner folds of the non-test clips instead of the valid "
+                                   "split", "sweep", low=2, none="off")
+    top_n: int = setting(3, "Best trials whose configs the final ensemble averages", "sweep", low=1)
+    model_choices: tuple[str, ...] = setting(SEARCH_MODELS, "Models the search may pick", "sweep", kind=tuple,
+                                             parse_text=parse_names, check_value=_check_model_choices)
+    epoch_choices: tuple[int, ...] = setting((5, 10, 20), "Epoch counts the search may pick for the MLP", "sweep",
+                                             kind=tuple, parse_text=parse_counts, check_value=_check_epoch_choices)
+    pruner: str = setting("median", "Stop a trial whose valid loss is worse than the median of earlier trials at the "
+                                    "same epoch, or never", "sweep", choices=PRUNERS)
+    prune_startup: int = setting(5, "Trials that finish before the pruner starts comparing", "sweep", low=0)
+    sampler_seed: int = setting(42, "Seed of the TPE sampler (mixed with the worker number and the host name)",
+                                "sweep", low=0, high=2**32 - 1)
+
+    def __post_init__(self):
+        for name in ("model_choices", "epoch_choices"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        for item in SWEEP_SETTINGS:
+            item.check(getattr(self, item.name))
+
+    def with_(self, **changes) -> SweepConfig:
+        return replace(self, **changes)
+
+
+SWEEP_SETTINGS: tuple[Setting, ...] = _settings(SweepConfig)
 
 
 def lr_warning(lr: float) -> str:

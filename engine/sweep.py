@@ -35,14 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import ARCHITECTURE_PRESETS, FEATURE_GROUPS, RunConfig
+from engine.config import ARCHITECTURE_PRESETS, FEATURE_GROUPS, RunConfig, SweepConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, ignore
 from engine.pipeline import Session, StopRequest
 from engine.store.files import atomic_write, check_writable, make_folder
 from engine.store.names import timestamp
 
-SEARCH_MODELS = ("mlp", "logreg", "linear_svm")  # a random forest takes minutes a fit: not searched by default
 FEATURE_CHOICES = ("both", "embeddings", "tabular")
 REDUCTIONS = ("none", "top_k", "pca")
 SELECT_FRACTIONS = (16, 4)  # top-K keeps 1/16 or 1/4 of the tabular columns
@@ -57,48 +56,6 @@ LR_RANGE = (1e-4, 1e-2)  # log-uniform; the other choice is the LR finder's sugg
 PRUNE_FROM_EPOCH = 2
 SWEEPS_DIR = "sweeps"
 TEST_PCT = 0.2
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """How to search; what to search on (data, split, test_pct) is the base RunConfig."""
-
-    trials: int = 30  # trials this command runs, shared by its workers; other machines add their own
-    timeout: float | None = None  # seconds after which no worker starts a new trial
-    workers: int = 1
-    storage: str = ""  # empty: Optuna's journal file results/sweeps/<study>.journal; else an SQLAlchemy URL
-    study: str = ""  # empty: a new study named sweep_<timestamp>; a name joins (or starts) that study
-    cv: int | None = None  # score each trial on K inner folds of the non-test rows instead of the valid split
-    top_n: int = 3  # the ensemble averages the top-N trials' configs, retrained on train + valid
-    models: tuple[str, ...] = SEARCH_MODELS
-    epochs: tuple[int, ...] = (5, 10, 20)
-    prune: bool = True
-    prune_startup: int = 5  # trials that finish before the pruner starts comparing
-    seed: int = 42  # sampler seed (mixed with the worker number and the host name)
-
-    def __post_init__(self):
-        object.__setattr__(self, "models", tuple(self.models))
-        object.__setattr__(self, "epochs", tuple(self.epochs))
-        self.validate()
-
-    def validate(self) -> None:
-        _check(self.trials >= 1, "trials", self.trials, "Use 1 or more trials.")
-        _check(self.timeout is None or self.timeout > 0, "timeout", self.timeout, "Use a number of seconds above 0.")
-        _check(self.workers >= 1, "workers", self.workers, "Use 1 or more worker processes.")
-        _check(self.cv is None or self.cv >= 2, "cv", self.cv, "Use 2 or more folds, or none for the valid split.")
-        _check(self.top_n >= 1, "top_n", self.top_n, "Use 1 or more trials for the ensemble.")
-        _check(bool(self.models) and set(self.models) <= set(SEARCH_MODELS), "models", self.models,
-               f"Use some of {', '.join(SEARCH_MODELS)}.")
-        _check(bool(self.epochs) and all(isinstance(e, int) and e > 0 for e in self.epochs), "epochs", self.epochs,
-               "Use positive epoch counts such as 5,10,20.")
-        _check(self.prune_startup >= 0, "prune_startup", self.prune_startup, "Use 0 or more trials.")
-        _check(not self.study or all(c.isalnum() or c in "-_." for c in self.study), "study", self.study,
-               "Use letters, digits, '-', '_' or '.' in a study name.")
-
-
-def _check(ok: bool, name: str, value, hint: str) -> None:
-    if not ok:
-        raise ConfigError(f"Sweep setting {name}={value!r} is not valid.", hint=hint)
 
 
 # ------------------------------------------------------------------------------------- storage and study
@@ -146,15 +103,15 @@ def open_study(sweep: SweepConfig, base: RunConfig, results_dir, study_name: str
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(sweep, results_dir, study_name)
-    seed = zlib.crc32(f"{sweep.seed}-{worker}-{socket.gethostname()}".encode())
+    seed = zlib.crc32(f"{sweep.sampler_seed}-{worker}-{socket.gethostname()}".encode())
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction="minimize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=(optuna.pruners.MedianPruner(n_startup_trials=sweep.prune_startup,
                                             n_warmup_steps=PRUNE_FROM_EPOCH)
-                if sweep.prune else optuna.pruners.NopPruner()))
-    wanted = {"base": shared_settings(base), "cv": sweep.cv, "models": list(sweep.models),
-              "epochs": list(sweep.epochs)}
+                if sweep.pruner == "median" else optuna.pruners.NopPruner()))
+    wanted = {"base": shared_settings(base), "cv": sweep.cv, "models": list(sweep.model_choices),
+              "epochs": list(sweep.epoch_choices)}
     recorded = {key: study.user_attrs.get(key) for key in wanted}
     if all(value is None for value in recorded.values()):
         for key, value in wanted.items():
@@ -180,7 +137,7 @@ class SearchSpace:
     def for_data(cls, sweep: SweepConfig, n_tabular: int, n_train: int) -> SearchSpace:
         select_k = tuple(sorted({max(1, n_tabular // d) for d in SELECT_FRACTIONS}))
         pca = tuple(sorted({min(c, n_tabular, max(1, n_train - 1)) for c in PCA_COMPONENTS}))
-        return cls(models=sweep.models, epochs=sweep.epochs, select_k=select_k, pca=pca)
+        return cls(models=sweep.model_choices, epochs=sweep.epoch_choices, select_k=select_k, pca=pca)
 
     def suggest(self, trial, base: RunConfig) -> RunConfig:
         """One trial's config: Optuna's define-by-run, so the MLP's settings exist only for MLP trials."""
@@ -282,7 +239,7 @@ class Worker:
         try:
             for number, fold_config in enumerate(folds):
                 # Folds after the first are not pruned: their intermediate values would repeat the same steps.
-                self._trial, self._stop = (trial if self.sweep.prune and number == 0 else None), stop
+                self._trial, self._stop = (trial if self.sweep.pruner != "off" and number == 0 else None), stop
                 records.append(self.session.train(fold_config, cancel=stop))
         except Cancelled:
             run_ids = tuple(r.run_id for r in records) + ((self._stopped_run,) if self._stopped_run else ())
@@ -481,7 +438,8 @@ def importances(study) -> tuple[dict[str, float], dict[str, float]]:
             found = optuna.importance.get_param_importances(study_copy, evaluator=FanovaImportanceEvaluator(seed=0))
         except (ValueError, RuntimeError):  # e.g. every trial has the same value: nothing to apportion
             return {}
-        return {name: float(value) for name, value in found.items()}
+        varied = {name for name in found if len({repr(t.params.get(name)) for t in trials}) > 1}
+        return {name: float(value) for name, value in found.items() if name in varied}  # a constant explains nothing
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return of(complete), of([t for t in complete if t.params.get("model") == "mlp"])

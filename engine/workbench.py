@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import DEMO_DIR, RunConfig
+from engine.config import DEMO_DIR, RunConfig, SweepConfig
 from engine.errors import ConfigError
 from engine.events import DatasetSummary, LRFinderReady, Reporter, RunRecord, ignore
 from engine.text import interval_text, name_list  # noqa: F401  (the engine's wording, for front ends too)
@@ -115,6 +115,21 @@ class Workbench:
     def kfold(self, config: RunConfig, *, n_folds: int, cancel: threading.Event | None = None):
         from engine.approaches import kfold
         return kfold(self.session, config, n_folds=n_folds, cancel=cancel)
+
+    # -- search and advice ----------------------------------------------------------------------------
+    def sweep(self, base: RunConfig, sweep: SweepConfig, cancel: threading.Event | None = None):
+        """An Optuna search over the run settings on `base`'s data, with a test split no trial sees; reports
+        TrialEnded per trial and returns engine.sweep.SweepReport (winner, top-N ensemble and default on test)."""
+        from engine.sweep import run_sweep
+        return run_sweep(base, sweep, results_dir=self.results_dir, models_dir=self.models_dir, report=self.report,
+                         cancel=cancel)
+
+    def check_advice(self, run: RunRecord | str, cancel: threading.Event | None = None):
+        """Run each change a finished run's diagnosis suggests on its split, each judged against the run by the
+        paired test; returns engine.advice.AdviceCheck (empty for a run diagnosed healthy)."""
+        from engine.advice import check_advice
+        record = run if isinstance(run, RunRecord) else self.find_run(run)
+        return check_advice(self.session, record, cancel)
 
     # -- recorded runs --------------------------------------------------------------------------------
     def history(self):

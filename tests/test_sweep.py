@@ -1,6 +1,7 @@
 """The sweep on small generated data: the test split stays unseen, the optimism gap comes from the right clips,
 pruning stops a diverging trial, and worker processes share one study without losing or repeating a trial."""
 
+import json
 import os
 import shutil
 import socket
@@ -15,15 +16,15 @@ import pandas as pd
 import pytest
 
 from engine import split
-from engine.config import RunConfig
+from engine.config import RunConfig, SweepConfig
 from engine.errors import ConfigError
 from engine.pipeline import Session
 from engine.store.history import load_history
 from engine.store.predictions import load_predictions
-from engine.sweep import SweepConfig, Worker, open_study, redacted, run_sweep, run_workers, sweep_base
+from engine.sweep import Worker, open_study, redacted, run_sweep, run_workers, sweep_base
 
 # Two epochs, fast models: every sweep here takes seconds.
-QUICK = dict(epochs=(2,), models=("mlp", "logreg"), prune_startup=1)
+QUICK = dict(epoch_choices=(2,), model_choices=("mlp", "logreg"), prune_startup=1)
 
 
 def base_config(files, **changes) -> RunConfig:
@@ -115,7 +116,7 @@ def test_pruning_stops_a_trial_whose_loss_diverges(small_demo, tmp_path):
     sane = dict(model="mlp", features="embeddings", layers="2 layers", ps=0.0, wd=0.01, bs=64, epochs=4,
                 lr_source="range", lr=1e-3)
     # LR 2 is outside the search range (Optuna takes an enqueued value anyway): the loss is in the thousands.
-    sweep = SweepConfig(trials=2, **(QUICK | {"epochs": (4,)}))
+    sweep = SweepConfig(trials=2, **(QUICK | {"epoch_choices": (4,)}))
     study, history = run_trials(base, sweep, tmp_path, enqueue=(sane, sane | {"lr": 2.0}))
     first, diverging = study.trials
     assert first.state.name == "COMPLETE" and diverging.state.name == "PRUNED"
@@ -143,7 +144,7 @@ def assert_no_trial_lost_or_repeated(study, history, n_trials: int) -> None:
 
 def test_two_worker_processes_share_the_journal_study(small_demo, tmp_path):
     base = base_config(small_demo)
-    sweep = SweepConfig(trials=4, workers=2, study="two", epochs=(2,), models=("logreg",))
+    sweep = SweepConfig(trials=4, workers=2, study="two", epoch_choices=(2,), model_choices=("logreg",))
     report = run_sweep(base, sweep, results_dir=tmp_path / "results", models_dir=tmp_path / "models")
     study = open_study(sweep, base, tmp_path / "results", "two")
     assert_no_trial_lost_or_repeated(study, load_history(tmp_path / "results").records, 4)
@@ -212,7 +213,8 @@ def postgres_url():
 
 def test_two_worker_processes_share_a_postgresql_study(small_demo, tmp_path, postgres_url):
     base = base_config(small_demo)
-    sweep = SweepConfig(trials=4, workers=2, study="pg", storage=postgres_url, epochs=(2,), models=("logreg",))
+    sweep = SweepConfig(trials=4, workers=2, study="pg", storage=postgres_url, epoch_choices=(2,),
+                        model_choices=("logreg",))
     study = open_study(sweep, base, tmp_path / "results", "pg")
     ended = []
     run_workers(sweep, base, "pg", results_dir=tmp_path / "results", models_dir=tmp_path / "models",
@@ -226,3 +228,43 @@ def test_storage_urls_are_shown_without_their_password():
     assert redacted("postgresql://me:secret@db.example:5432/sweeps") == "postgresql://me:***@db.example:5432/sweeps"
     assert redacted("postgresql://me@db/sweeps") == "postgresql://me@db/sweeps"
     assert redacted("sqlite:///results/s.db") == "sqlite:///results/s.db"
+
+
+def test_sweep_settings_are_checked_by_their_schema():
+    assert SweepConfig(model_choices=["mlp"], epoch_choices=[3]).model_choices == ("mlp",)
+    for bad in (dict(trials=0), dict(model_choices=("random_forest",)), dict(epoch_choices=(0,)),
+                dict(study="a/b"), dict(cv=1), dict(pruner="hyperband")):
+        with pytest.raises(ConfigError, match=f"Setting {next(iter(bad))}="):
+            SweepConfig(**bad)
+
+
+def test_the_sweep_command_prints_the_honest_report_and_json(small_demo, tmp_path, run_cli):
+    data = ["--embeddings", str(small_demo.embeddings), "--tabular", str(small_demo.tabular),
+            "--results-dir", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models")]
+    shown = run_cli("sweep", *data, "--trials", "2", "--model-choices", "logreg", "--study", "cli", "--top-n", "2")
+    assert shown.code == 0, shown.err
+    assert "trial   0 complete" in shown.out and "trial   1 complete" in shown.out
+    for line in ("valid ", "test ", "optimism gap", "top-2 ensemble", "default config on test",
+                 "winner vs default on the test clips"):
+        assert line in shown.out
+    as_json = run_cli("sweep", *data, "--trials", "1", "--model-choices", "logreg", "--study", "cli", "--json")
+    assert as_json.code == 0, as_json.err
+    summary = json.loads(as_json.out)
+    assert len(summary["trials"]) == 3  # the study's two earlier trials and this command's one
+    assert summary["optimism_gap"] == pytest.approx(summary["best_valid_mean"] - summary["best_test"]["accuracy"])
+    assert "trial   2 complete" in as_json.err
+    refused = run_cli("sweep", *data, "--trials", "1", "--study", "cli", "--test-pct", "0.3")
+    assert refused.code == 2 and "other settings" in refused.err
+
+
+def test_run_try_advice_prints_a_verdict_for_each_suggestion(small_demo, tmp_path, run_cli):
+    shown = run_cli("run", "--embeddings", str(small_demo.embeddings), "--tabular", str(small_demo.tabular),
+                    "--results-dir", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models"),
+                    "--features", "tabular", "--layers", "400,200,100", "--epochs", "10", "--try-advice")
+    assert shown.code == 0, shown.err
+    advice = [line.strip() for line in shown.out[shown.out.index("Advice checked"):].splitlines()[1:]]
+    changes = ("ps 0.5 ", "wd 0.1 ", "5 epochs ", "top ")
+    assert [line.startswith(change) for line, change in zip(advice, changes)] == [True] * 4
+    assert all(any(verdict in line for verdict in (" helped:", " did not help here:", " made no clear difference:"))
+               and "McNemar mid-p" in line for line in advice[:4])
+    assert advice[4].startswith("saved in") and advice[4].endswith(".json")

@@ -9,6 +9,7 @@ command is three lines here, not a dependency.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -17,20 +18,21 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
 from engine.config import (DEMO_DIR, DEMO_EMBEDDINGS, DEMO_TABULAR, DEMO_TEST_EMBEDDINGS, DEMO_TEST_TABULAR,
-                           SETTINGS, RunConfig, lr_warning)
+                           SETTINGS, SWEEP_SETTINGS, RunConfig, SweepConfig, lr_warning)
 from engine.errors import Cancelled, VggtabError
 from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
-                           RunFinished, StageDone)
+                           RunFinished, StageDone, TrialEnded)
 from engine.workbench import Workbench, format_p, generate_demo, interval_text, start_warm_up
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
 # The flag that sets each front-end-only option an engine error names by its field.
 FLAGS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out": "--out"} | {
-    s.name: s.flag for s in SETTINGS}
+    s.name: s.flag for s in SETTINGS + SWEEP_SETTINGS}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,11 +50,15 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per editable run setting, grouped as the schema groups them; values are parsed by the schema
     (so '--lr auto' and '--layers 400,200' mean what they mean in the app's form)."""
+    add_setting_arguments(parser, SETTINGS, "run settings")
+
+
+def add_setting_arguments(parser: argparse.ArgumentParser, settings, title: str) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for item in SETTINGS:
+    for item in settings:
         if not item.editable:
             continue
-        group = groups.setdefault(item.group, parser.add_argument_group(f"run settings: {item.group}"))
+        group = groups.setdefault(item.group, parser.add_argument_group(f"{title}: {item.group}"))
         if item.name == "key":
             continue  # a data option already (add_data_arguments)
         group.add_argument(item.flag, dest=item.name, default=item.default,
@@ -65,10 +71,10 @@ def metavar(item) -> str:
     return {int: "N", float: "X"}.get(item.kind, item.name.upper())
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
+def config_from_args(args: argparse.Namespace, config_class=RunConfig, settings=SETTINGS):
     """Option text → values by the schema (a ConfigError names the setting, shown as one paragraph)."""
     given = vars(args)
-    return RunConfig(**{s.name: s.parse(given[s.name]) for s in SETTINGS if s.name in given})
+    return config_class(**{s.name: s.parse(given[s.name]) for s in settings if s.name in given})
 
 
 class ConsolePrinter:
@@ -169,8 +175,23 @@ def command_run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     cancel_on_signals(cancel)
     start_warm_up()
-    workbench(args, printer).train(config, cancel=cancel)
+    bench = workbench(args, printer)
+    record = bench.train(config, cancel=cancel)
+    if args.try_advice:
+        print_advice(bench.check_advice(record, cancel=cancel))
     return 0
+
+
+def print_advice(check) -> None:
+    if not check.results and not check.failed:
+        print("\nAdvice: the diagnosis suggests no change to check.")
+        return
+    print(f"\nAdvice checked on the same valid clips as {check.approach} ({check.run_id}):")
+    for result in check.results:
+        print(f"  {result.sentence}")
+    for failure in check.failed:
+        print(f"  failed: {failure}")
+    print(f"  saved in {check.path}")
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -318,6 +339,86 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+class SweepPrinter(ConsolePrinter):
+    """A sweep's progress: the dataset summary once, one line per trial, the final retrains' stage; the runs'
+    own epochs and summaries stay quiet (each is a row of the results table)."""
+
+    QUIET = (LRFinderReady, EpochEnded, RunFinished, RunFailed, RunCancelled)
+
+    def __init__(self, out=None):
+        super().__init__(out)
+        self.summarised = False
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, self.QUIET):
+            super().__call__(event)
+
+    def on_DatasetSummarised(self, event: DatasetSummarised) -> None:
+        if not self.summarised:
+            self.summarised = True
+            super().on_DatasetSummarised(event)
+
+    def on_StageDone(self, event: StageDone) -> None:
+        if event.stage == "sweep":
+            super().on_StageDone(event)
+
+    def on_TrialEnded(self, event: TrialEnded) -> None:
+        accuracy = "-" if event.accuracy is None else f"{event.accuracy:.2%}"
+        why = f"  ({event.message.splitlines()[0]})" if event.message else ""
+        self.print(f"trial {event.number:>3} {event.state:<8} {accuracy:>7}  {event.approach}{why}")
+
+
+def score_text(score, clips: str) -> str:
+    return f"{score.accuracy:.2%} (95% CI {interval_text(score.low, score.high)}, n={score.n} {clips})"
+
+
+def importance_lines(title: str, importances: dict[str, float]) -> list[str]:
+    if not importances:
+        return []
+    width = max(len(name) for name in importances)
+    return [title] + [f"  {name:<{width}} {value:5.2f} {'█' * round(30 * value)}"
+                      for name, value in importances.items()]
+
+
+def print_sweep_report(report) -> None:
+    states = Counter(row.state for row in report.trials)
+    counts = ", ".join(f"{n} {state}" for state, n in states.items())
+    print(f"\nSweep {report.study}: {len(report.trials)} trials ({counts}); study in {report.storage}; "
+          f"{report.test_pct:.0%} of the clips held out as test")
+    print(f"best trial {report.best_trial}: {report.best_valid.approach}")
+    print(f"  valid            {score_text(report.best_valid, 'valid clips')}")
+    print(f"  test             {score_text(report.best_test, 'test clips')}, retrained on train + valid")
+    direction = "overstates" if report.optimism_gap > 0 else "understates"
+    print(f"  optimism gap     {100 * report.optimism_gap:+.1f} points: the best valid score {direction} what the "
+          "winner does on clips no trial saw")
+    if report.ensemble_test is not None:
+        members = ", ".join(map(str, report.ensemble_members))
+        print(f"top-{len(report.ensemble_members)} ensemble (trials {members}) on test: "
+              f"{score_text(report.ensemble_test, 'test clips')}")
+    print(f"default config on test: {score_text(report.default_test, 'test clips')}")
+    print(f"winner vs default on the test clips: {report.winner_vs_default}")
+    for line in (importance_lines("setting importances (fANOVA, all finished trials):", report.importances)
+                 + importance_lines("MLP setting importances (finished MLP trials):", report.mlp_importances)):
+        print(line)
+    if report.best_test.model_path:
+        print(f"predict with the winner: vggtab predict --model {report.best_test.run_id}")
+    print(f"summary: {report.summary_path}")
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    base = config_from_args(args)
+    search = config_from_args(args, SweepConfig, SWEEP_SETTINGS)
+    printer, cancel = SweepPrinter(sys.stderr if args.json else None), threading.Event()
+    cancel_on_signals(cancel)
+    start_warm_up()
+    report = workbench(args, printer).sweep(base, search, cancel=cancel)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print_sweep_report(report)
+    return 0
+
+
 def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", default="results", metavar="DIR",
                         help="run history, results CSVs and submissions (default: results)")
@@ -361,6 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(ablate)
     add_run_arguments(ablate)
     ablate.add_argument("--groups", action="store_true", help="also each group alone: emb, stft, mel, cqt")
+    run.add_argument("--try-advice", action="store_true",
+                     help="then run each change the diagnosis suggests on the same split, judged by the paired test")
+    sweep = commands.add_parser("sweep", help="search the run settings with Optuna, then score the winner once on "
+                                              "a held-out test split (--test-pct, default 0.2)")
+    add_data_arguments(sweep)
+    add_run_arguments(sweep)
+    add_setting_arguments(sweep, SWEEP_SETTINGS, "search settings")
+    sweep.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
     kfold = commands.add_parser("kfold", help="run the approach on each fold of a stratified k-fold split "
                                               "(--n-folds): mean ± sd accuracy")
     add_data_arguments(kfold)
@@ -387,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": command_run, "demo": command_demo, "predict": command_predict, "results": command_results,
     "ablate": command_ablate, "kfold": command_kfold, "compare": command_compare, "ensemble": command_ensemble,
-    "importance": command_importance}
+    "importance": command_importance, "sweep": command_sweep}
 
 
 def command_app(args: argparse.Namespace) -> int:
