@@ -437,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="headless run: dataset summary, LR finder, training, evaluation, save")
     add_data_arguments(run)
     add_run_arguments(run)
+    run.add_argument("--try-advice", action="store_true",
+                     help="then run each change the diagnosis suggests on the same split, judged by the paired test")
     demo = commands.add_parser("demo", help=f"write the built-in synthetic demo data to {DEMO_DIR}/")
     demo.add_argument("--out", default=str(DEMO_DIR), help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
@@ -462,8 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(ablate)
     add_run_arguments(ablate)
     ablate.add_argument("--groups", action="store_true", help="also each group alone: emb, stft, mel, cqt")
-    run.add_argument("--try-advice", action="store_true",
-                     help="then run each change the diagnosis suggests on the same split, judged by the paired test")
     sweep = commands.add_parser("sweep", help="search the run settings with Optuna, then score the winner once on "
                                               "a held-out test split (--test-pct, default 0.2)")
     add_data_arguments(sweep)
