@@ -25,9 +25,9 @@ import json
 import multiprocessing
 import queue
 import signal
+import socket
 import threading
 import time
-import socket
 import traceback
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -218,7 +218,6 @@ class Worker:
 
     def run(self, n_trials: int, deadline: float | None = None) -> int:
         """Up to `n_trials` trials, none started after `deadline` (time.time()); returns how many ran."""
-        import optuna  # noqa: F401  (imported here: the study's objects come from it)
         if self.space is None:
             self.space = SearchSpace.for_data(self.sweep, *count_tabular(self.session, self.base))
         done = 0
@@ -238,8 +237,8 @@ class Worker:
         state, message = "complete", ""
         try:
             for number, fold_config in enumerate(folds):
-                # Folds after the first are not pruned: their intermediate values would repeat the same steps.
-                self._trial, self._stop = (trial if self.sweep.pruner != "off" and number == 0 else None), stop
+                # Only the first fold reports to the pruner: later folds would repeat the same steps.
+                self._trial, self._stop = (trial if number == 0 else None), stop
                 records.append(self.session.train(fold_config, cancel=stop))
         except Cancelled:
             run_ids = tuple(r.run_id for r in records) + ((self._stopped_run,) if self._stopped_run else ())
