@@ -10,7 +10,8 @@ Every mode runs the same fixed trials (enqueued into a fresh study, pruning off)
 - with --storages, workers 2 on SQLite as well (Optuna's docs advise against it for parallel writers).
 Modes are interleaved per round (fits, w1, w2, …) so load from other processes on a shared box falls on all of
 them; the load average is printed. A worker's data are prepared once and shared by its trials: the single-process
-modes prepare before timing, spawned workers inside it (their real cost).
+modes prepare every trial's features before timing, spawned workers inside it (their real cost, helped by the
+prepared-data cache on disk).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def main() -> None:
     configs = [space.suggest(optuna.trial.FixedTrial(p), base) for p in params]
     in_process = Worker(None, sweep, base, models_dir=work / "models", results_dir=work / "w1")
     in_process.space = space
-    in_process.session.prepare(base)
+    for config in configs:  # both sessions hold every trial's features before the clock starts
+        session.prepare(config)
+        in_process.session.prepare(config)
     counter = iter(range(10**6))
     ended: dict[str, list[tuple[int, float]]] = {}  # mode → (worker, time) of each TrialEnded, this round
 
