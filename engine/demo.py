@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from engine.errors import ConfigError, StorageError
 from engine.store.files import atomic_write
 
-OUT_FLAG = "--out"  # the option that picks the demo's folder
+OUT = "out"  # the setting that picks the demo's folder
 CLASS_NAMES = (
     "Accelerating_and_revving_and_vroom", "Accordion", "Acoustic_guitar", "Applause", "Bark", "Bass_drum",
     "Bass_guitar", "Bicycle_bell", "Burping_and_eructation", "Bus", "Buzz", "Car_passing_by", "Cheering",
@@ -320,4 +320,4 @@ def _write_csv(path: Path, columns: dict[str, np.ndarray | pa.Array]) -> None:
             handle.write((",".join(columns) + "\n").encode())
             handle.write(memoryview(data)[bounds[0]: bounds[-1]])
 
-    atomic_write(path, write, flag=OUT_FLAG)
+    atomic_write(path, write, setting=OUT)

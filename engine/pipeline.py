@@ -284,7 +284,7 @@ class Session:
             # Fail in seconds, not after the last epoch, when the results cannot be saved.
             files.check_writable(self.results_dir)
             if config.model == "mlp" or config.model in SAVED_BASELINES:
-                files.check_writable(self.models_dir, files.MODELS_FLAG)
+                files.check_writable(self.models_dir, files.MODELS_DIR)
             if config.model == "mlp":
                 check_batch_size(config, prepared)
                 config = run.config = self._resolve_lr(config)

@@ -21,7 +21,7 @@ from engine.store.files import atomic_write, check_writable
 from engine.store.outputs import check_output_target, csv_header
 from engine.text import name_list
 
-OUT_FLAG = "--out"
+OUT = "out"  # the setting that names the submission file
 SUBMISSION = "a submission CSV"
 
 
@@ -158,10 +158,10 @@ def write_submission(prediction: Prediction, out_path, *, force: bool = False) -
     sources nor anything else vggtab keeps (store.outputs.check_output_target).
     """
     path = check_output_target(out_path, SUBMISSION, is_submission, force=force, keep=prediction.sources,
-                               flag=OUT_FLAG)
-    check_writable(path.parent, OUT_FLAG)
+                               setting=OUT)
+    check_writable(path.parent, OUT)
     frame = prediction.frame
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), flag=OUT_FLAG)
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), setting=OUT)
 
 
 def is_submission(lines: list[str]) -> bool:

@@ -73,7 +73,7 @@ REFUSED = [  # (command, target in `work`, extra options, words the message hold
     ("predict", "training embeddings", ("--force",), ["a data file with feature columns"]),
     ("predict", "table", ("--force",), ["not a submission CSV"]),
     ("predict", "notes", ("--force",), ["not a submission CSV", "only ever replaces an earlier one"]),
-    ("predict", "a folder", ("--force",), ["is a folder", "a file name inside it"]),
+    ("predict", "a folder", ("--force",), ["is a folder", "Name a file inside it"]),
     ("predict", "submission", (), ["already holds a submission CSV", "--force"]),
     ("export", "history", ("--force",), ["run history"]),
     ("export", "other model", ("--force",), ["a saved model"]),
@@ -93,7 +93,7 @@ def test_outputs_refuse_to_overwrite_what_the_user_keeps(run_cli, work, command,
     outcome = write(run_cli, work, work[target], *extra)
     assert outcome.code == 2, outcome.err
     assert str(work[target]) in outcome.err and all(word in outcome.err for word in words), outcome.err
-    assert f"Give {flag} " in outcome.err
+    assert f"with {flag}=PATH" in outcome.err
     assert fingerprint(work["folder"]) == before
 
 

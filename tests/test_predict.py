@@ -124,7 +124,7 @@ def test_a_model_outside_models_dir_is_refused_unless_allowed(models, small_demo
     record, _, _ = models["single"]
     outside = shutil.copy(record.model_path, tmp_path / "copied.pkl")
     files = (small_demo.test_embeddings, small_demo.test_tabular)
-    with pytest.raises(StorageError, match="--allow-outside-models"):
+    with pytest.raises(StorageError, match="allow_outside=true"):
         predict_files(outside, *files, models_dir=models["single"][1])
     allowed = predict_files(outside, *files, models_dir=models["single"][1], allow_outside=True)
     assert len(allowed.frame) == len(pd.read_csv(small_demo.test_embeddings))

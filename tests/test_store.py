@@ -86,7 +86,7 @@ def test_atomic_write_turns_disk_errors_into_storage_errors(tmp_path, error, adv
     with pytest.raises(StorageError) as caught:
         atomic_write(target, fail)
     message = str(caught.value)
-    assert str(tmp_path) in message and advice in message and "--results-dir" in message
+    assert str(tmp_path) in message and advice in message and "pick another folder with results_dir=DIR" in message
     assert target.read_bytes() == b"old model"
     assert leftovers(tmp_path) == []
 
@@ -393,7 +393,7 @@ def test_load_model_refuses_files_outside_models_dir_without_running_them(tmp_pa
     outside.write_bytes(pickle.dumps(RunsCodeWhenUnpickled(marker), protocol=2))
 
     for path in (outside, tmp_path / "models" / ".." / "elsewhere.pkl"):
-        with pytest.raises(StorageError, match="--allow-outside-models"):
+        with pytest.raises(StorageError, match="allow_outside=true"):
             load_model(path, models_dir=tmp_path / "models")
     assert not marker.exists()
 
@@ -405,7 +405,7 @@ def test_load_model_allows_outside_files_when_asked(tmp_path, tiny_learner):
 
 def test_export_into_an_unusable_models_folder_points_at_models_dir(tmp_path, tiny_learner):
     (tmp_path / "models").write_text("a file")
-    with pytest.raises(StorageError, match="--models-dir"):
+    with pytest.raises(StorageError, match="models_dir=DIR"):
         export_model(tiny_learner[0], tmp_path / "models" / "tiny.pkl")
 
 

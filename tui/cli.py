@@ -31,8 +31,10 @@ from engine.workbench import Workbench, format_p, generate_demo, interval_text, 
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
 # The flag that sets each front-end-only option an engine error names by its field.
-FLAGS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out": "--out"} | {
+FLAGS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out": "--out", "export": "--export"} | {
     s.name: s.flag for s in SETTINGS + SWEEP_SETTINGS}
+# The switches among them: the engine says `force=true`, the user types `--force`.
+SWITCHES = {"force": "--force", "allow_outside": "--allow-outside-models"}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -532,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def in_flags(message: str) -> str:
     """An engine message names a setting as `field=value` (`bad_rows=drop`); here the user types an option."""
+    message = re.sub(r"(?<![\w-])([a-z_]+)=true\b", lambda m: SWITCHES.get(m[1], m[0]), message)
     return re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"{FLAGS[m[1]]}=" if m[1] in FLAGS else m[0], message)
 
 

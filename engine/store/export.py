@@ -13,7 +13,7 @@ from engine.store.tables import csv_writer, mlp_layers
 from engine.text import interval_text
 
 EXPORT_FORMATS = ("csv", "markdown")
-EXPORT_FLAG = "--export"
+EXPORT = "export"  # the setting that names the file
 TABLE_COLUMNS = ("approach", "status", "features", "layers", "lr", "epochs", "val_accuracy", "ci_low", "ci_high",
                  "error_rate", "lwlrap", "train_seconds", "num_params", "created")
 MARKDOWN_HEADER = ("approach", "status", "features", "layers", "lr", "epochs", "val accuracy", "95 % CI",
@@ -55,13 +55,13 @@ def export_table(records: Iterable[RunRecord], path, fmt: str, *, force: bool = 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"Export format {fmt!r} is not known.", hint=f"Use one of {', '.join(EXPORT_FORMATS)}.")
     rows = [table_row(record) for record in records]
-    path = check_output_target(path, TABLE, is_exported_table, force=force, flag=EXPORT_FLAG)
-    make_folder(path.parent, EXPORT_FLAG)
+    path = check_output_target(path, TABLE, is_exported_table, force=force, setting=EXPORT)
+    make_folder(path.parent, EXPORT)
     if fmt == "csv":
-        atomic_write(path, csv_writer(TABLE_COLUMNS, rows), flag=EXPORT_FLAG)
+        atomic_write(path, csv_writer(TABLE_COLUMNS, rows), setting=EXPORT)
     else:
         text = _markdown_table(rows)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), flag=EXPORT_FLAG)
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), setting=EXPORT)
     return path
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import StorageError
-from engine.store.files import MODELS_FLAG, atomic_write, make_folder, storage_error, write_new
+from engine.store.files import MODELS_DIR, atomic_write, make_folder, storage_error, write_new
 
 # A fastai export is torch.save's zip archive; a bare pickle (protocol 2+) is a saved baseline.
 ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
@@ -40,11 +40,11 @@ def save_baseline(saved, path, *, fallback_suffix: str) -> Path:
 def _write_model(path, write: Callable[[Path], None], fallback_suffix: str) -> Path:
     given = Path(path)
     path = given.absolute()  # fastai joins learner.path / fname; an absolute name wins
-    make_folder(path.parent, MODELS_FLAG)
+    make_folder(path.parent, MODELS_DIR)
     if fallback_suffix:
-        written = write_new(path, write, fallback_suffix=fallback_suffix, flag=MODELS_FLAG)
+        written = write_new(path, write, fallback_suffix=fallback_suffix, setting=MODELS_DIR)
     else:
-        written = atomic_write(path, write, flag=MODELS_FLAG)
+        written = atomic_write(path, write, setting=MODELS_DIR)
     return given.with_name(written.name)
 
 
@@ -65,7 +65,7 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
         raise StorageError(
             f"{path} is outside {models_dir}/: loading a model runs code stored in the file, so vggtab "
             f"only loads models from {models_dir}/.",
-            hint="Move the file into that folder, or if you trust it, load it with --allow-outside-models.")
+            hint="Move the file into that folder, or if you trust it, load it with allow_outside=true.")
     if not resolved.is_file():
         raise StorageError(f"Model file {path} does not exist.", hint=f"Pick a .pkl file from {models_dir}/.")
     not_a_model = StorageError(f"{path} is not a vggtab model.",
@@ -74,7 +74,7 @@ def load_model(path, *, models_dir="models", allow_outside: bool = False):
         with open(resolved, "rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
-        raise storage_error(exc, resolved, "read", MODELS_FLAG) from exc
+        raise storage_error(exc, resolved, "read", MODELS_DIR) from exc
     if not magic.startswith(MODEL_MAGICS):
         raise not_a_model
     if magic.startswith(PICKLE_MAGIC):

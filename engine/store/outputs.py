@@ -15,30 +15,33 @@ from typing import Callable, Iterable
 
 from engine.config import FEATURE_GROUPS
 from engine.errors import StorageError
+from engine.store.files import pick_another
 from engine.store.history import HISTORY_FILE, HISTORY_LOCK
 from engine.store.models import PICKLE_MAGIC, ZIP_MAGIC
 from engine.store.tables import EPOCH_COLUMNS, RESULTS_COLUMNS
 
-FORCE_FLAG = "--force"
+FORCE = "force=true"  # the setting that lets an output replace an earlier one of its kind
 HEAD_BYTES = 64 * 1024  # a header of a few thousand columns and the first row
 
 
 def check_output_target(path, kind: str, is_same_kind: Callable[[list[str]], bool], *, force: bool = False,
-                        keep: Iterable = (), flag: str) -> Path:
+                        keep: Iterable = (), setting: str) -> Path:
     """Raise StorageError unless `path` may receive an output of `kind` (e.g. "a submission CSV").
 
     A new path is fine. An existing file is replaced only if `is_same_kind(its first lines)` and `force` is
     set; never the history, a model, a run's CSVs or predictions, one of `keep` (the command's inputs), a data
-    file, a folder, or a file vggtab does not recognise. `flag` names the option that picked the path.
+    file, a folder, or a file vggtab does not recognise. `setting` names the setting that picked the path.
     """
     path = Path(path)
-    keep_it = f"Give {flag} another path; nothing was written."
+    another = pick_another(setting)
+    another = another[0].upper() + another[1:]
+    keep_it = f"{another}; nothing was written."
     if path.name in (HISTORY_FILE, HISTORY_LOCK):
         raise StorageError(f"{path} is the run history's name: vggtab never writes {kind} there.", hint=keep_it)
     if not os.path.lexists(path):
         return path
     if path.is_dir():
-        raise StorageError(f"{path} is a folder, not a file name.", hint=f"Give {flag} a file name inside it.")
+        raise StorageError(f"{path} is a folder, not a file name.", hint=f"Name a file inside it with {setting}=PATH.")
     if any(_same_file(path, kept) for kept in keep):
         raise StorageError(f"{path} is one of this command's inputs: vggtab never writes over it.", hint=keep_it)
     try:
@@ -56,7 +59,7 @@ def check_output_target(path, kind: str, is_same_kind: Callable[[list[str]], boo
                            "one.", hint=keep_it)
     if not force:
         raise StorageError(f"{path} already holds {kind}.",
-                           hint=f"Give {flag} another path, or add {FORCE_FLAG} to replace it.")
+                           hint=f"{another}, or add {FORCE} to replace it.")
     return path
 
 
