@@ -151,15 +151,18 @@ def check_feature_columns(frame: pd.DataFrame, columns: list[str], embeddings, t
                               "on the feature groups these files have.")
 
 
-def write_submission(prediction: Prediction, out_path, *, force: bool = False) -> Path:
-    """The submission CSV, written completely or not at all; creates its folder if needed.
-
-    An existing file is replaced only if it is an earlier submission and `force` is set; never the prediction's
-    sources nor anything else vggtab keeps (store.outputs.check_output_target).
-    """
-    path = check_output_target(out_path, SUBMISSION, is_submission, force=force, keep=prediction.sources,
-                               setting=OUT)
+def check_submission_target(out_path, *, force: bool = False, sources=()) -> Path:
+    """StorageError unless a submission may go to `out_path`: a new file, or with `force` an earlier submission;
+    never one of `sources` nor anything else vggtab keeps (store.outputs.check_output_target). Creates its
+    folder. Called before predicting, so a refused path costs no work, and again by write_submission."""
+    path = check_output_target(out_path, SUBMISSION, is_submission, force=force, keep=sources, setting=OUT)
     check_writable(path.parent, OUT)
+    return path
+
+
+def write_submission(prediction: Prediction, out_path, *, force: bool = False) -> Path:
+    """The submission CSV, written completely or not at all, where check_submission_target allows it."""
+    path = check_submission_target(out_path, force=force, sources=prediction.sources)
     frame = prediction.frame
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), setting=OUT)
 

@@ -171,14 +171,16 @@ class Workbench:
         `run` is a run id, an approach name or a model file; `out` defaults to
         results_dir/submission_<approach>.csv, which replaces the approach's earlier submission. A file named by
         `out` is replaced only if it is an earlier submission and `force` is set."""
-        from engine.predict import predict_files, write_submission
+        from engine.predict import check_submission_target, predict_files, write_submission
         from engine.store.names import safe_name
         record, model_path = self._model_of(run)
+        name = record.approach if record is not None else Path(model_path).stem
+        force = force or out is None  # the default name is the app's own: it replaces the approach's last one
+        out = out or self.results_dir / f"submission_{safe_name(name)}.csv"
+        check_submission_target(out, force=force, sources=(model_path, embeddings, tabular))  # before the work
         prediction = predict_files(model_path, embeddings, tabular, key=key, models_dir=self.models_dir,
                                    allow_outside=allow_outside)
-        name = record.approach if record is not None else Path(model_path).stem
-        path = write_submission(prediction, out or self.results_dir / f"submission_{safe_name(name)}.csv",
-                                force=force or out is None)
+        path = write_submission(prediction, out, force=force)
         return Submission(prediction=prediction, path=path, run=record)
 
     def _model_of(self, run: str) -> tuple[RunRecord | None, str]:

@@ -113,3 +113,10 @@ def test_new_output_paths_are_written_without_force(run_cli, work, tmp_path):
     assert predict(run_cli, work, tmp_path / "new" / "submission.csv").code == 0
     assert export(run_cli, work, tmp_path / "table.csv").code == 0
     assert pd.read_csv(tmp_path / "table.csv")["status"].tolist() == ["finished", "finished"]
+
+
+def test_a_refused_out_is_found_before_any_work(run_cli, work):
+    """The target is checked first: here the model file does not even exist, and the message is about --out."""
+    absent = {**work, "model": work["folder"] / "models" / "absent.pkl"}
+    outcome = predict(run_cli, absent, work["history"])
+    assert outcome.code == 2 and "run history" in outcome.err and "does not exist" not in outcome.err
