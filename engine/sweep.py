@@ -55,6 +55,7 @@ LR_RANGE = (1e-4, 1e-2)  # log-uniform; the other choice is the LR finder's sugg
 # and Optuna's MedianPruner compares once step >= n_warmup_steps.
 PRUNE_FROM_EPOCH = 2
 SWEEPS_DIR = "sweeps"
+SAME_AS = "same_as"  # user attribute of a trial that proposed an earlier trial's settings again
 TEST_PCT = 0.2
 
 
@@ -230,6 +231,9 @@ class Worker:
         from optuna.trial import TrialState
         config = self.space.suggest(trial, self.base).with_(sweep=self.study.study_name)
         trial.set_user_attr("approach", config.approach)
+        earlier = self._same_settings(trial)
+        if earlier is not None:
+            return self._reuse(trial, config, earlier)
         folds = [config] if self.sweep.cv is None else [config.with_(fold=k, n_folds=self.sweep.cv)
                                                        for k in range(self.sweep.cv)]
         stop = TrialStop(self.cancel)
@@ -269,6 +273,25 @@ class Worker:
         trial.set_user_attr("valid", asdict(Score.of(records[0])))
         self.study.tell(trial, 1.0 - accuracy)
         return self._announce(trial, config, state, accuracy, run_ids, "")
+
+    def _same_settings(self, trial):
+        """A finished trial with exactly these settings: TPE proposes one again when the space is small (a baseline
+        has few settings), and the same fit would give the same score."""
+        from optuna.trial import TrialState
+        for done in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if done.params == trial.params and SAME_AS not in done.user_attrs:
+                return done
+        return None
+
+    def _reuse(self, trial, config: RunConfig, earlier) -> TrialEnded:
+        """Tell the earlier trial's score again, with no new run: the study learns the same, the trial costs nothing."""
+        for key in ("config", "valid"):
+            trial.set_user_attr(key, earlier.user_attrs[key])
+        trial.set_user_attr(SAME_AS, earlier.number)
+        trial.set_user_attr("run_ids", [])
+        self.study.tell(trial, earlier.value)
+        return self._announce(trial, config, "complete", 1.0 - earlier.value, (),
+                              f"same settings as trial {earlier.number}: its score is reused, no new run")
 
     def _announce(self, trial, config: RunConfig, state: str, accuracy, run_ids, message: str) -> TrialEnded:
         event = TrialEnded(sweep=self.study.study_name, number=trial.number, state=state, accuracy=accuracy,
@@ -449,7 +472,9 @@ def finish(session: Session, sweep: SweepConfig, base: RunConfig, study, cancel=
     from engine import approaches
     from optuna.trial import TrialState
 
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    # A trial that reused an earlier trial's score is that trial: leave it out so the top N are N configs.
+    complete = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if SAME_AS not in t.user_attrs), key=lambda t: t.value)
     if not complete:
         raise VggtabError(f"No trial of sweep {study.study_name} finished, so there is no winner to test.",
                           hint="Check the failed trials' messages in the results table, or run more trials.")

@@ -136,8 +136,11 @@ def assert_no_trial_lost_or_repeated(study, history, n_trials: int) -> None:
     trials = study.trials
     assert sorted(t.number for t in trials) == list(range(n_trials))
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-    trial_runs = [run_id for t in trials for run_id in t.user_attrs["run_ids"]]
-    assert len(trial_runs) == len(set(trial_runs)) == n_trials
+    fitted = [t for t in trials if "same_as" not in t.user_attrs]  # the others reused an earlier trial's score
+    trial_runs = [run_id for t in fitted for run_id in t.user_attrs["run_ids"]]
+    assert len(trial_runs) == len(set(trial_runs)) == len(fitted)
+    assert all(t.user_attrs["run_ids"] == [] and t.value == trials[t.user_attrs["same_as"]].value
+               for t in trials if t not in fitted)
     in_history = Counter(r.run_id for r in history if r.config.get("score_on") == "valid")
     assert set(in_history) == set(trial_runs) and set(in_history.values()) == {1}
 
@@ -268,3 +271,12 @@ def test_run_try_advice_prints_a_verdict_for_each_suggestion(small_demo, tmp_pat
     assert all(any(verdict in line for verdict in (" helped:", " did not help here:", " made no clear difference:"))
                and "McNemar mid-p" in line for line in advice[:4])
     assert advice[4].startswith("saved in") and advice[4].endswith(".json")
+
+
+def test_a_trial_with_an_earlier_trials_settings_reuses_its_score(small_demo, tmp_path):
+    base = base_config(small_demo)
+    same = dict(model="logreg", features="embeddings")
+    study, history = run_trials(base, SweepConfig(trials=2, **QUICK), tmp_path, enqueue=(same, same))
+    first, again = study.trials
+    assert again.value == first.value and again.user_attrs["same_as"] == 0 and again.user_attrs["run_ids"] == []
+    assert len([r for r in history if r.config.get("sweep") == "s"]) == 1  # one fit, not two

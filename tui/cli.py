@@ -356,6 +356,7 @@ class SweepPrinter(ConsolePrinter):
             super().__call__(event)
 
     def on_DatasetSummarised(self, event: DatasetSummarised) -> None:
+        # Once, from the first trial here; the final retrains' summary would call the test clips "valid".
         if not self.summarised:
             self.summarised = True
             super().on_DatasetSummarised(event)
@@ -365,6 +366,7 @@ class SweepPrinter(ConsolePrinter):
             super().on_StageDone(event)
 
     def on_TrialEnded(self, event: TrialEnded) -> None:
+        self.summarised = True
         accuracy = "-" if event.accuracy is None else f"{event.accuracy:.2%}"
         why = f"  ({event.message.splitlines()[0]})" if event.message else ""
         self.print(f"trial {event.number:>3} {event.state:<8} {accuracy:>7}  {event.approach}{why}")
