@@ -38,6 +38,11 @@ def warm_up() -> None:
             # 0.9 s during training (bench/bench_app.py). Freezing them keeps UI stalls under ~0.2 s. No
             # gc.collect() first: it took 0.19 s and found no garbage.
             gc.freeze()
+        except RuntimeError:
+            # "can't register atexit after shutdown": the command ended (say, with a clean error) while this
+            # thread still imported. Nothing is waiting for the imports any more.
+            if threading.main_thread().is_alive():
+                raise
         finally:  # on an import error too: the waiter's own import then raises it
             _scikit_learn_ready.set()
             _done.set()

@@ -55,7 +55,7 @@ def run_cli(capsys):
     """`vggtab ARGS` through the CLI's main in this process (no seconds of imports per call, and monkeypatches
     apply); returns what the user would see. The signal handlers `run` installs are put back afterwards."""
     from tui import cli
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
     def run(*args: str) -> CliOutcome:
         capsys.readouterr()

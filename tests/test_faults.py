@@ -179,7 +179,7 @@ def test_sigint_sigterm_and_kill_9_mid_training_keep_the_history_whole(tmp_path,
     once); kill -9 leaves no trace, as the history only takes a run when it ends."""
     finished = session_in(tmp_path).train(config.with_(epochs=1))
     runs = {signum: start_run(tmp_path, tiny_demo, "--epochs", ENDLESS, "--name", signum.name)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)}
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)}
     for signum, process in runs.items():
         wait_until_training(process)
     for signum, process in runs.items():
@@ -188,7 +188,7 @@ def test_sigint_sigterm_and_kill_9_mid_training_keep_the_history_whole(tmp_path,
 
     assert runs[signal.SIGKILL].returncode == -signal.SIGKILL
     cancelled = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         out, err = outputs[signum]
         assert runs[signum].returncode == EXIT_CANCELLED, err
         assert "Traceback" not in out + err
@@ -200,7 +200,7 @@ def test_sigint_sigterm_and_kill_9_mid_training_keep_the_history_whole(tmp_path,
     assert history.warnings == []
     assert history.records[0] == finished
     later = {r.approach: r for r in history.records[1:]}
-    assert set(later) == {"SIGINT", "SIGTERM"}  # the killed run is omitted
+    assert set(later) == {"SIGINT", "SIGTERM", "SIGHUP"}  # the killed run is omitted
     for name, epochs_done in cancelled.items():
         assert later[name].status == "cancelled" and len(later[name].history) == epochs_done >= 1
         assert later[name].message == f"Cancelled after {epochs_done} of {ENDLESS} epochs."

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,8 +26,8 @@ from typing import Callable
 from engine.config import (DEMO_DIR, DEMO_EMBEDDINGS, DEMO_TABULAR, DEMO_TEST_EMBEDDINGS, DEMO_TEST_TABULAR,
                            SETTINGS, SWEEP_SETTINGS, RunConfig, SweepConfig, lr_warning)
 from engine.errors import Cancelled, VggtabError
-from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
-                           RunFinished, StageDone, TrialEnded)
+from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled,
+                           RunFailed, RunFinished, StageDone, TrialEnded)
 from engine.workbench import Workbench, format_p, generate_demo, interval_text, start_warm_up
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
@@ -52,6 +53,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per editable run setting, grouped as the schema groups them; values are parsed by the schema
     (so '--lr auto' and '--layers 400,200' mean what they mean in the app's form)."""
+    parser.add_argument("--detach", action="store_true",
+                        help="run in the background, on after you log out; output to a log in the results folder")
     add_setting_arguments(parser, SETTINGS, "run settings")
 
 
@@ -80,16 +83,26 @@ def config_from_args(args: argparse.Namespace, config_class=RunConfig, settings=
 
 
 class ConsolePrinter:
-    """Prints each event as it arrives; the CLI's whole view of a run."""
+    """Prints each event as it arrives; the CLI's whole view of a run. With `interrupts`, a closed stdout stops
+    the run the way a signal does."""
 
-    def __init__(self, out=None):
+    def __init__(self, out=None, interrupts: Interrupts | None = None):
         self.out = out or sys.stdout  # looked up per printer, so redirected output (tests, callers) is followed
+        self.interrupts = interrupts
 
     def __call__(self, event: Event) -> None:
+        if self.interrupts is not None:
+            self.interrupts.observe(event)
         handler = getattr(self, f"on_{type(event).__name__}", None)
-        if handler:
+        if handler is None or self.out is None:
+            return
+        try:
             handler(event)
             self.out.flush()
+        except BrokenPipeError:
+            self.out = None
+            if self.interrupts is not None:
+                self.interrupts.output_closed()
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
@@ -111,9 +124,12 @@ class ConsolePrinter:
         self.print(f"  labels per clip: {counts}")
         self.print(f"  {s.n_classes} classes ({s.label_mode}-label), clips per class min {s.class_size_min} / "
                    f"median {s.class_size_median:g} / max {s.class_size_max}")
+        self.print_features(s)
+        self.print(f"  train {s.train_rows:,} / valid {s.valid_rows:,}")
+
+    def print_features(self, s) -> None:
         groups = ", ".join(f"{g} {n:,}" for g, n in s.feature_groups.items())
         self.print(f"  features: {groups}; set '{s.feature_set}' → {s.n_features:,} inputs")
-        self.print(f"  train {s.train_rows:,} / valid {s.valid_rows:,}")
 
     def on_LRFinderReady(self, event: LRFinderReady) -> None:
         listed = "  ".join(f"{name} {lr:.2e}" for name, lr in event.suggestions.items())
@@ -155,32 +171,82 @@ def recorded(record) -> str:
     return "recorded in the history" if record is not None else "not recorded: the history could not be written"
 
 
-def cancel_on_signals(cancel: threading.Event) -> None:
-    """First Ctrl-C / SIGTERM stops the run at the next batch and records it; a second one exits at once."""
-    def handle(signum, frame):
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
+class Interrupts:
+    """How a remote user stops a headless run: Ctrl-C (SIGINT), SIGTERM, SIGHUP (the SSH session closed) or a
+    closed stdout (`| head`). Each is recorded as a cancelled run, never as a bug, and nothing is half-written.
+
+    Before the fit starts nothing is written yet, so the run stops at once, even inside a blocking read (a FIFO,
+    a CSV parse); during the fit it stops at the next batch, keeping its epochs; once the fit is over, the run is
+    saved and recorded as finished, and further signals wait for that (see `observe`). A sweep stops only at
+    the next batch (`at_once=False`): its study storage must never be cut mid-write.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, *, at_once: bool = True):
+        self.cancel = threading.Event()
+        # "preparing" → "fitting" at the first batch → "recording" when the fit is done
+        self.phase = "preparing" if at_once else "fitting"
+        self.at_once = at_once
+
+    def install(self) -> Interrupts:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum=None, frame=None) -> None:
+        self.cancel.set()
+        if self.phase == "preparing":
+            raise Cancelled(0, ())
+
+    def observe(self, event: Event) -> None:
+        if not self.at_once:
+            return
+        if isinstance(event, BatchEnded):
+            self.phase = "fitting"
+        elif isinstance(event, StageDone) and event.stage in ("fit", "queue", "kfold"):
+            # A queue's next run prepares again: stoppable at once; the fit's end starts the recording.
+            self.phase = "recording" if event.stage == "fit" else "preparing"
+
+    def output_closed(self) -> None:
+        """stdout went away (the SSH session or the reader of a pipe): stop as a signal would, printing nothing
+        more (also not Python's own complaint about the closed pipe at exit)."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        self.handle()
 
 
 def workbench(args: argparse.Namespace, report=None) -> Workbench:
     return Workbench(report or (lambda event: None), models_dir=args.models_dir, results_dir=args.results_dir)
 
 
+def detach(argv: list[str], args: argparse.Namespace) -> int:
+    """The same command again in a session of its own, so closing the terminal or the SSH connection does not
+    stop it; its output goes to a log under the results folder."""
+    folder = Path(args.results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = (folder / f"{args.command}_{time.strftime('%Y%m%d_%H%M%S')}.log").resolve()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tui", *(a for a in argv if a != "--detach")],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    print(f"Running in the background as process {process.pid}; it goes on after you log out.\n"
+          f"  follow it: tail -f {log_path}\n  stop it:   kill {process.pid}   (recorded as cancelled)")
+    return 0
+
+
 def command_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    printer = ConsolePrinter()
+    interrupts = Interrupts().install()
+    printer = ConsolePrinter(interrupts=interrupts)
     if config.lr is not None and lr_warning(config.lr):
         printer.print(f"warning: {lr_warning(config.lr)}")
-    cancel = threading.Event()
-    cancel_on_signals(cancel)
     start_warm_up()
     bench = workbench(args, printer)
-    record = bench.train(config, cancel=cancel)
+    record = bench.train(config, cancel=interrupts.cancel)
     if args.try_advice:
-        print_advice(bench.check_advice(record, cancel=cancel))
+        print_advice(bench.check_advice(record, cancel=interrupts.cancel))
     return 0
 
 
@@ -231,11 +297,21 @@ class ApproachPrinter(ConsolePrinter):
     """ConsolePrinter for commands that train several runs: a header per run, and each run's wall time (data,
     LR finder, fit, save) and failure kept for the closing table."""
 
-    def __init__(self, out=None):
-        super().__init__(out)
+    def __init__(self, out=None, interrupts: Interrupts | None = None):
+        super().__init__(out, interrupts)
         self.wall_seconds: dict[str, float] = {}
         self.failures: list[str] = []
         self.run_started = time.perf_counter()
+        self.summarised = None  # the data whose summary was printed: each run of a queue shares it
+
+    def on_DatasetSummarised(self, event: DatasetSummarised) -> None:
+        s = event.summary
+        data = (s.embeddings_path, s.tabular_path, s.kept_rows, s.train_rows, s.valid_rows)
+        if data == self.summarised:
+            self.print_features(s)
+            return
+        self.summarised = data
+        super().on_DatasetSummarised(event)
 
     def on_StageDone(self, event: StageDone) -> None:
         if event.stage in ("queue", "kfold"):
@@ -274,8 +350,8 @@ def print_comparison(comparison) -> None:
 
 
 def command_ablate(args: argparse.Namespace) -> int:
-    printer, cancel = ApproachPrinter(), threading.Event()
-    cancel_on_signals(cancel)
+    interrupts = Interrupts().install()
+    printer, cancel = ApproachPrinter(interrupts=interrupts), interrupts.cancel
     start_warm_up()
     ablation = workbench(args, printer).ablate(config_from_args(args), groups=args.groups, cancel=cancel)
     print_runs(ablation.records, printer.wall_seconds)
@@ -290,11 +366,11 @@ def command_ablate(args: argparse.Namespace) -> int:
 
 
 def command_kfold(args: argparse.Namespace) -> int:
-    printer, cancel = ApproachPrinter(), threading.Event()
-    cancel_on_signals(cancel)
+    interrupts = Interrupts().install()
+    printer = ApproachPrinter(interrupts=interrupts)
     start_warm_up()
     config = config_from_args(args)
-    result = workbench(args, printer).kfold(config, n_folds=config.n_folds, cancel=cancel)
+    result = workbench(args, printer).kfold(config, n_folds=config.n_folds, cancel=interrupts.cancel)
     print_runs(result.records, printer.wall_seconds)
     for number, (record, accuracy) in enumerate(zip(result.records, result.accuracies)):
         m = record.metrics
@@ -347,8 +423,8 @@ class SweepPrinter(ConsolePrinter):
 
     QUIET = (LRFinderReady, EpochEnded, RunFinished, RunFailed, RunCancelled)
 
-    def __init__(self, out=None):
-        super().__init__(out)
+    def __init__(self, out=None, interrupts: Interrupts | None = None):
+        super().__init__(out, interrupts)
         self.summarised = False
 
     def __call__(self, event: Event) -> None:
@@ -412,10 +488,10 @@ def print_sweep_report(report) -> None:
 def command_sweep(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     search = config_from_args(args, SweepConfig, SWEEP_SETTINGS)
-    printer, cancel = SweepPrinter(sys.stderr if args.json else None), threading.Event()
-    cancel_on_signals(cancel)
+    interrupts = Interrupts(at_once=False).install()
+    printer = SweepPrinter(sys.stderr if args.json else None, interrupts=interrupts)
     start_warm_up()
-    report = workbench(args, printer).sweep(base, search, cancel=cancel)
+    report = workbench(args, printer).sweep(base, search, cancel=interrupts.cancel)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
@@ -517,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "app":
             return command_app(args)
+        if getattr(args, "detach", False):
+            return detach(argv, args)
         return COMMANDS[args.command](args)
     except Cancelled:
         return EXIT_CANCELLED
@@ -526,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vggtab: interrupted.", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:  # the reader of stdout went away (`vggtab results | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:
         log = log_traceback(error, argv)
         details = f"the details in {log}" if log else "the command you ran (the details could not be saved)"
