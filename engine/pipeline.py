@@ -274,17 +274,17 @@ class Session:
         A run that fails or is cancelled is recorded in the history before its event is reported; an
         unexpected exception (a bug) is reported and recorded like any failure, then re-raised.
         """
-        from engine.store import files
+        from engine.preflight import check_before_fit
         run = RunStarted(config)
         try:
             if config.model != "mlp":
                 from engine.baselines import check_config
                 check_config(config)
             prepared = self.prepare(config)
-            # Fail in seconds, not after the last epoch, when the results cannot be saved.
-            files.check_writable(self.results_dir)
-            if config.model == "mlp" or config.model in SAVED_BASELINES:
-                files.check_writable(self.models_dir, files.MODELS_DIR)
+            # Fail in seconds, not after the last epoch, when the results cannot be saved or recorded.
+            saves_model = config.model == "mlp" or config.model in SAVED_BASELINES
+            check_before_fit(config, prepared.x_train.shape[1], len(prepared.classes), results_dir=self.results_dir,
+                             models_dir=self.models_dir if saves_model else None)
             if config.model == "mlp":
                 check_batch_size(config, prepared)
                 config = run.config = self._resolve_lr(config)

@@ -616,8 +616,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def in_flags(message: str) -> str:
-    """An engine message names a setting as `field=value` (`bad_rows=drop`); here the user types an option."""
+    """An engine message names a setting as field=value (bad_rows=drop) or as `field`; here the user types an
+    option."""
     message = re.sub(r"(?<![\w-])([a-z_]+)=true\b", lambda m: SWITCHES.get(m[1], m[0]), message)
+    message = re.sub(r"`([a-z_]+)`", lambda m: FLAGS.get(m[1], m[1]), message)
     return re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"{FLAGS[m[1]]}=" if m[1] in FLAGS else m[0], message)
 
 
