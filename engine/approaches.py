@@ -83,9 +83,9 @@ def find_run(records, wanted: str) -> RunRecord:
     unfinished = [r for r in records if wanted in (r.run_id, r.approach)]
     if unfinished:
         raise ConfigError(f"Run {wanted!r} did not finish ({unfinished[-1].status}): it has no predictions.",
-                          hint="Pick a finished run; `vggtab results` lists them.")
+                          hint="Pick a finished run from the results table.")
     raise ConfigError(f"No finished run has the id or approach name {wanted!r}.",
-                      hint="Pick a run id or approach name from `vggtab results`.")
+                      hint="Pick a run id or approach name from the results table.")
 
 
 def load_runs(results_dir, wanted) -> list[RunRecord]:
@@ -317,7 +317,8 @@ def input_groups(names) -> dict[str, np.ndarray]:
     return {group: np.asarray(found) for group, found in positions.items()}
 
 
-def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_REPEATS) -> dict[str, float]:
+def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_REPEATS,
+                     allow_outside: bool = False) -> dict[str, float]:
     """Permutation importance of each feature group on the valid rows of a finished, saved run: the drop in
     accuracy when the group's columns are shuffled across clips together (rows kept whole within the group),
     averaged over `repeats` seeded shuffles. Uses the run's own saved model and feature transform."""
@@ -326,7 +327,7 @@ def group_importance(session, record: RunRecord, *, repeats: int = IMPORTANCE_RE
     model_path = saved_model_path(record, "Group importance")
     started = time.perf_counter()
     config = RunConfig.from_dict(record.config)
-    saved = load_model(model_path, models_dir=session.models_dir)
+    saved = load_model(model_path, models_dir=session.models_dir, allow_outside=allow_outside)
     info = saved.vggtab
     prepared = session.prepare(config)
     if prepared.split_id != record.split_id:

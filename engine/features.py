@@ -41,7 +41,7 @@ def select_columns(columns, prefixes) -> list[str]:
         present = ", ".join(f"{group} ({n:,})" for group, n in group_counts(columns).items() if n) or "none"
         raise InputError(f"No feature column starts with {', '.join(unmatched)} (asked for "
                          f"{', '.join(prefixes)}). Feature groups in the table: {present}.",
-                         hint="Pick a feature set from the groups present, e.g. --features emb,mel.")
+                         hint="Pick a feature set from the groups present, e.g. features=emb,mel.")
     return [c for c in columns if c.startswith(prefixes)]
 
 

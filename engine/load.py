@@ -92,7 +92,7 @@ def load_table(path, *, cache_dir=None, parse_threads: bool = True) -> Table:
 def _existing_file(path) -> Path:
     source = Path(path).expanduser()
     if not source.exists():
-        raise InputError(f"{path} does not exist.", hint="Check the path, or run `vggtab demo` for sample files.")
+        raise InputError(f"{path} does not exist.", hint="Check the path (the built-in demo data is written by `demo`).")
     if source.is_dir():
         raise InputError(f"{path} is a directory, not a file.",
                          hint="Point to the CSV or Parquet file inside it.")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.errors import ConfigError, StorageError
-from engine.store.files import MODELS_FLAG, TEMP_SUFFIX, check_writable
+from engine.store.files import MODELS_DIR, TEMP_SUFFIX, check_writable
 from engine.store.history import history_path
 from engine.store.names import TIMESTAMP_FORMAT, safe_name
 
@@ -35,7 +35,7 @@ def check_before_fit(config: RunConfig, n_inputs: int, n_classes: int, *, result
     check_writable(results_dir)
     check_name_length(config, [results_dir] + ([models_dir] if models_dir else []))
     if models_dir is not None:
-        check_writable(models_dir, MODELS_FLAG)
+        check_writable(models_dir, MODELS_DIR)
     if config.model == "mlp":
         parameters = mlp_parameters(n_inputs, config.layers, n_classes)
         check_memory(config, n_inputs, parameters)

@@ -151,11 +151,11 @@ class Workbench:
         from engine.approaches import ensemble
         return ensemble(self.results_dir, runs, name=name)
 
-    def importance(self, run: str) -> tuple[RunRecord, dict[str, float]]:
+    def importance(self, run: str, *, allow_outside: bool = False) -> tuple[RunRecord, dict[str, float]]:
         """Permutation importance of each feature group of a saved run on its valid clips."""
         from engine.approaches import group_importance
         record = self.find_run(run)
-        return record, group_importance(self.session, record)
+        return record, group_importance(self.session, record, allow_outside=allow_outside)
 
     def export(self, records, path: str | Path, *, force: bool = False) -> Path:
         """The results table as CSV, or Markdown when `path` ends in .md; an earlier exported table at `path` is

@@ -41,7 +41,7 @@ def test_select_columns_names_unmatched_prefixes_and_groups_present():
     with pytest.raises(InputError) as caught:
         select_columns(EMB + ["mel_std_0"], ("emb_", "zcr_"))
     message = str(caught.value)
-    assert "zcr_" in message and "emb (3), mel (1)" in message and "--features" in message
+    assert "zcr_" in message and "emb (3), mel (1)" in message and "features=emb,mel" in message
 
 
 def test_plain_transform_standardizes_with_train_statistics():

@@ -31,8 +31,9 @@ from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, Event, LRF
 from engine.workbench import Workbench, format_p, generate_demo, interval_text, start_warm_up
 
 EXIT_ERROR, EXIT_BUG, EXIT_CANCELLED = 2, 3, 130
-# The flag that sets each front-end-only option an engine error names by its field.
-FLAGS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out": "--out", "export": "--export"} | {
+# What the user types here for each setting or command an engine message names by its field.
+CLI_WORDS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out": "--out", "export": "--export",
+             "allow_outside": "--allow-outside-models", "demo": "vggtab demo"} | {
     s.name: s.flag for s in SETTINGS + SWEEP_SETTINGS}
 # The switches among them: the engine says `force=true`, the user types `--force`.
 SWITCHES = {"force": "--force", "allow_outside": "--allow-outside-models"}
@@ -393,7 +394,7 @@ def command_ensemble(args: argparse.Namespace) -> int:
 
 
 def command_importance(args: argparse.Namespace) -> int:
-    record, drops = workbench(args).importance(args.run)
+    record, drops = workbench(args).importance(args.run, allow_outside=args.allow_outside_models)
     print(f"Accuracy drop on the valid clips when each feature group of {record.approach} is shuffled across clips "
           f"(accuracy {record.metrics['val_accuracy']:.2%}):")
     scale = max([abs(d) for d in drops.values()] + [1e-9])
@@ -505,6 +506,11 @@ def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-dir", default="models", metavar="DIR", help="saved models (default: models)")
 
 
+def add_outside_models_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-outside-models", action="store_true",
+                        help="load a model file outside --models-dir (it runs code from the file: trust it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vggtab", description="Train and compare audio classifiers on VGGish embeddings + spectral "
@@ -537,8 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="default: RESULTS_DIR/submission_<approach>.csv")
     predict.add_argument("--force", action="store_true", help="replace an earlier submission at --out")
     add_folder_arguments(predict)
-    predict.add_argument("--allow-outside-models", action="store_true",
-                         help="load a model file outside --models-dir (it runs code from the file: trust it)")
+    add_outside_models_argument(predict)
     ablate = commands.add_parser("ablate", help="run embeddings-only, tabular-only and both on one split, then "
                                                 "the paired test between both and embeddings")
     add_data_arguments(ablate)
@@ -566,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "saved run (mlp, logreg, linear_svm) on its valid clips")
     importance.add_argument("run", metavar="RUN", help="run id (or its start or end) or approach name (latest run)")
     add_folder_arguments(importance)
+    add_outside_models_argument(importance)
     results = commands.add_parser("results", help="list every recorded run, or export the table")
     add_folder_arguments(results)
     results.add_argument("--export", metavar="PATH", help="write the table to PATH (.csv or .md)")
@@ -619,8 +625,8 @@ def in_flags(message: str) -> str:
     """An engine message names a setting as field=value (bad_rows=drop) or as `field`; here the user types an
     option."""
     message = re.sub(r"(?<![\w-])([a-z_]+)=true\b", lambda m: SWITCHES.get(m[1], m[0]), message)
-    message = re.sub(r"`([a-z_]+)`", lambda m: FLAGS.get(m[1], m[1]), message)
-    return re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"{FLAGS[m[1]]}=" if m[1] in FLAGS else m[0], message)
+    message = re.sub(r"`([a-z_]+)`", lambda m: CLI_WORDS.get(m[1], m[1]), message)
+    return re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"{CLI_WORDS[m[1]]}=" if m[1] in CLI_WORDS else m[0], message)
 
 
 def log_traceback(error: Exception, argv: list[str]) -> str | None:
