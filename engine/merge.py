@@ -119,7 +119,7 @@ def _find_key(frame: pd.DataFrame, path: str, key: str | None, named_somewhere: 
                 return candidate
     if key is None:
         raise InputError(f"{path} has no key column (fname or file). Columns: {name_list(frame.columns, 8)}.",
-                         hint="Name the column that holds the clip file names with the `key` setting.")
+                         hint="Set `key` to the column that holds the clip file names.")
     others = [c for c in KEY_CANDIDATES if c != key]
     also = f" (nor {' or '.join(others)})" if named_somewhere else ""
     raise InputError(f"{path} has no column {key!r}{also}. Columns: {name_list(frame.columns, 8)}.",
@@ -139,7 +139,7 @@ def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:
             f"No {emb.key} in {emb.path} matches a {tab.key} in {tab.path}: "
             f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; "
             f"{tab.path} has e.g. {', '.join(tab.keys[:EXAMPLES])}.",
-            hint="Check that both files describe the same clips, or pick the key column with the `key` setting.")
+            hint="Check that both files describe the same clips, or set `key` to the column that holds the clip file names.")
     warnings.append(f"No keys matched as written; matched {int((positions >= 0).sum()):,} clips on file names "
                     f"without folders or extensions (e.g. {emb.keys[0]} ~ {tab.keys[0]}).")
     return positions

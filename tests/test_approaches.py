@@ -168,7 +168,8 @@ def test_runs_are_found_by_id_start_or_approach_name(ablation):
     assert approaches.find_run(history, "both_200-100") == both
     fold_run = replace(both, run_id="99999999_999999_abcdef", config={**both.config, "fold": 0}, split_id="x")
     assert approaches.find_run(history + [fold_run], "both_200-100") == both
-    with pytest.raises(ConfigError, match="vggtab results"):
+    assert approaches.find_run(history, both.short_id) == both  # the id the results table shows
+    with pytest.raises(ConfigError, match="from the results table"):
         approaches.find_run(history, "zzz")
 
 

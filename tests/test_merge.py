@@ -102,7 +102,7 @@ def error(emb, tab, **kw) -> str:
 def test_no_key_column_lists_columns_and_suggests_key_option():
     message = error(embeddings(["a"], ["x"], key="clip_id"), tabular(["a"]))
     assert "emb.csv has no key column" in message and "clip_id, labels, emb_0" in message
-    assert "`key` setting" in message
+    assert "Set `key` to the column" in message
 
 
 def test_named_key_missing():
