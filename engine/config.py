@@ -363,8 +363,8 @@ class SweepConfig:
     """How a sweep searches; what it searches on (data, split, test_pct) is its base RunConfig. Declared like the
     run settings, so the CLI options and the app's form come from `SWEEP_SETTINGS`."""
 
-    trials: int = setting(30, "Trials this command runs, shared by its workers (other machines add their own)",
-                          "sweep", low=1)
+    trials: int = setting(30, "Trials this command fits, shared by its workers (other machines add their own); "
+                              "a repeat of tried settings costs no fit and does not count", "sweep", low=1)
     timeout: float | None = setting(None, "Seconds after which no worker starts a new trial", "sweep", low=0,
                                     above=True, none="off")
     workers: int = setting(1, "Worker processes on this machine, one torch thread each", "sweep", low=1, high=64)

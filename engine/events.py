@@ -152,6 +152,7 @@ class TrialEnded:
     run_ids: tuple[str, ...]  # the trial's runs in the history (one per fold)
     message: str = ""  # why it failed or was pruned
     worker: int = 0
+    same_as: int | None = None  # the earlier trial whose settings it proposed again: its score, no new run
 
 
 Event = Union[StageDone, DatasetSummarised, LRFinderReady, BatchEnded, EpochEnded, RunFinished, RunFailed,

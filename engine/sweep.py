@@ -56,6 +56,7 @@ LR_RANGE = (1e-4, 1e-2)  # log-uniform; the other choice is the LR finder's sugg
 PRUNE_FROM_EPOCH = 2
 SWEEPS_DIR = "sweeps"
 SAME_AS = "same_as"  # user attribute of a trial that proposed an earlier trial's settings again
+MAX_REPEATS_IN_A_ROW = 10
 TEST_PCT = 0.2
 
 
@@ -218,13 +219,22 @@ class Worker:
             self.report(event)
 
     def run(self, n_trials: int, deadline: float | None = None) -> int:
-        """Up to `n_trials` trials, none started after `deadline` (time.time()); returns how many ran."""
+        """Up to `n_trials` trials that fit something, none started after `deadline` (time.time()); returns how
+        many ran. A trial that repeats an earlier one's settings costs no fit and does not count, but after
+        MAX_REPEATS_IN_A_ROW of them the sampler has converged and the worker stops."""
         if self.space is None:
             self.space = SearchSpace.for_data(self.sweep, *count_tabular(self.session, self.base))
-        done = 0
+        done = repeats = 0
         while done < n_trials and not self.cancel.is_set() and (deadline is None or time.time() < deadline):
-            self.run_trial(self.study.ask())
-            done += 1
+            if self.run_trial(self.study.ask()).same_as is None:
+                done, repeats = done + 1, 0
+            else:
+                repeats += 1
+                if repeats >= MAX_REPEATS_IN_A_ROW:
+                    self.report(StageDone(stage="sweep", seconds=0.0, detail=(
+                        f"worker {self.number} stops after {done} trials: the last {repeats} proposed settings "
+                        "already tried, so the search has converged")))
+                    break
         return done
 
     def run_trial(self, trial) -> TrialEnded:
@@ -291,12 +301,14 @@ class Worker:
         trial.set_user_attr("run_ids", [])
         self.study.tell(trial, earlier.value)
         return self._announce(trial, config, "complete", 1.0 - earlier.value, (),
-                              f"same settings as trial {earlier.number}: its score is reused, no new run")
+                              f"same settings as trial {earlier.number}: its score is reused, no new run",
+                              same_as=earlier.number)
 
-    def _announce(self, trial, config: RunConfig, state: str, accuracy, run_ids, message: str) -> TrialEnded:
+    def _announce(self, trial, config: RunConfig, state: str, accuracy, run_ids, message: str,
+                  same_as: int | None = None) -> TrialEnded:
         event = TrialEnded(sweep=self.study.study_name, number=trial.number, state=state, accuracy=accuracy,
                            approach=config.approach, params=dict(trial.params), run_ids=tuple(run_ids),
-                           message=message, worker=self.number)
+                           message=message, worker=self.number, same_as=same_as)
         self.report(event)
         return event
 
