@@ -23,8 +23,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from engine.errors import ConfigError, InputError, StorageError
-from engine.features import EMBEDDING_PREFIX, SELECT_METHODS, binned_mutual_info
+from engine.config import SETTINGS_BY_NAME
+from engine.errors import InputError, StorageError
+from engine.features import EMBEDDING_PREFIX, binned_mutual_info
 from engine.text import name_list
 
 
@@ -49,9 +50,7 @@ class FeatureTransform(TransformerMixin, BaseEstimator):
 
     def fit(self, frame_train: pd.DataFrame, y_train=None) -> FeatureTransform:
         """`y_train` (needed for select_k) holds a class per row; multi-label rows use their first label."""
-        if self.select_method not in SELECT_METHODS:
-            raise ConfigError(f"Setting select_method={self.select_method!r} is not valid.",
-                              hint="Use 'anova' or 'mutual_info'.")
+        SETTINGS_BY_NAME["select_method"].check(self.select_method)  # an estimator checks its params in fit
         columns = [str(c) for c in self.columns]
         x = self._matrix(frame_train, columns)
         notes = []

@@ -13,7 +13,6 @@ from engine.config import FEATURE_GROUPS
 from engine.errors import InputError
 
 EMBEDDING_PREFIX = FEATURE_GROUPS["emb"]
-SELECT_METHODS = ("anova", "mutual_info")
 MI_BINS = 16
 
 

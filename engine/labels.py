@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.errors import ConfigError, InputError
+from engine.errors import InputError
 from engine.text import name_list
 
-MODES = ("single", "multi")
 LABELS = "labels"
 SMALL_CLASS = 5  # fewer clips than this make a class's validation accuracy mostly noise
 
@@ -39,8 +38,6 @@ def label_count_distribution(labels: pd.Series) -> dict[int, int]:
 
 def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fname") -> Labelled:
     """Keep the clips a run can learn from: exactly one label ('single') or at least one ('multi')."""
-    if mode not in MODES:
-        raise ConfigError(f"Setting label_mode={mode!r} is not valid.", hint="Use 'single' or 'multi'.")
     if LABELS not in frame.columns:
         raise InputError(f"The table has no {LABELS!r} column.",
                          hint="Add the clips' labels (comma-separated, e.g. \"Bark,Growl\") to one of the files.")

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from engine.audit import audit_features
-from engine.errors import ConfigError, InputError
+from engine.errors import InputError
 from engine.load import load_table
 
 COLUMNS = ["emb_0", "stft_mean_3", "mel_std_7", "cqt_std_0"]
@@ -135,11 +135,9 @@ def test_non_numeric_column_from_a_csv_names_column_key_and_value(tmp_path):
     assert "stft_mean_0" in message and "fname b.wav has 'oops'" in message and "1 more rows" in message
 
 
-def test_missing_feature_column_and_bad_policy():
+def test_missing_feature_column_and_no_rows():
     with pytest.raises(InputError, match="lacks feature columns zcr_0"):
         audit_features(table(), ["emb_0", "zcr_0"])
-    with pytest.raises(ConfigError, match="bad_rows='fill'"):
-        audit_features(table(), COLUMNS, policy="fill")
     with pytest.raises(InputError, match="no rows"):
         audit_features(table().iloc[:0], COLUMNS)
 

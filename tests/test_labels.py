@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import ConfigError, InputError
+from engine.errors import InputError
 from engine.labels import filter_labels, label_count_distribution, split_labels
 
 
@@ -71,8 +71,6 @@ def test_no_class_left():
         filter_labels(frame(["", None]), mode="multi")
 
 
-def test_bad_mode_and_missing_column():
-    with pytest.raises(ConfigError, match="label_mode='both'"):
-        filter_labels(frame(["a", "b"]), mode="both")
+def test_missing_labels_column():
     with pytest.raises(InputError, match="no 'labels' column"):
         filter_labels(frame(["a", "b"]).drop(columns="labels"))
