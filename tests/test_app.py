@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input
 
 from engine.config import RunConfig
 from tui.app import MainScreen, VggtabApp
+from tui.widgets.dataset import DatasetPanel
 from tui.widgets.plot import PlotView
 
 NARROW, WIDE = (80, 24), (120, 40)
@@ -52,11 +53,12 @@ def screen_text(app) -> str:
 
 
 def notices(app) -> str:
-    return "\n".join(toast.render().plain for toast in app.screen.query("Toast"))
+    """Every notification still live (the main screen shows the latest on its status line, not as toasts)."""
+    return "\n".join(f"{n.title} {n.message}" for n in app._notifications)
 
 
 def rows(table: DataTable) -> list[list[str]]:
-    return [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
+    return [[str(cell).strip() for cell in table.get_row_at(index)] for index in range(table.row_count)]
 
 
 async def settle(app, pilot) -> None:
@@ -125,9 +127,9 @@ async def test_lr_finder_plots_the_curve_and_a_key_takes_a_suggestion(make_app):
         await pilot.pause()
         assert "one job at a time" in notices(app)
         await settle(app, pilot)
-        await pilot.press("1", "l")  # the key itself; the engine answers from its cache this time
+        await pilot.press("1", "l")  # the curve for these settings is shown: l says so instead of redoing it
         await settle(app, pilot)
-        assert app.screen.active_panel == "lr"
+        assert app.screen.active_panel == "lr" and "would give the same one" in notices(app)
 
         plot = app.screen.query_one("#lr-plot", PlotView)
         assert plot.has_plot
@@ -141,10 +143,12 @@ async def test_lr_finder_plots_the_curve_and_a_key_takes_a_suggestion(make_app):
         lr_input = app.screen.query_one("#lr-input", Input)
         assert lr_input.value == "auto"
         await pilot.press("g")
+        await pilot.pause()
         steep = app.screen.lr_panel.finder.suggestions["steep"]
         assert app.screen.config.lr == steep
         assert lr_input.value == f"{steep:.3g}"
         await pilot.press("v")
+        await pilot.pause()
         assert app.screen.config.lr == app.screen.lr_panel.finder.suggestions["valley"]
         assert "Next run:" in shown(app, "#run-status") and "LR" in shown(app, "#run-status")
 
@@ -181,7 +185,7 @@ async def test_training_fills_the_epoch_table_and_the_results(make_app, tmp_path
     async with app.run_test(size=NARROW, notifications=True) as pilot:
         await settle(app, pilot)
         # What f then t do when t comes while the data is being prepared, in one tick so no race decides it:
-        app.screen.action_cycle_features()
+        app.screen.on_dataset_panel_feature_set_chosen(DatasetPanel.FeatureSetChosen("embeddings"))
         app.screen.action_train()
         await pilot.pause()
         assert "starts as soon as the data is ready" in notices(app)
@@ -202,7 +206,9 @@ async def test_training_fills_the_epoch_table_and_the_results(make_app, tmp_path
         assert json.loads(history[-1])["status"] == "finished"
 
         await pilot.press("4")
-        assert "Config" in shown(app, "#run-details") and "epochs" in shown(app, "#run-details")
+        details = shown(app, "#run-details")
+        assert details.index("Differences from the default") < details.index("Full config") < details.index("Per epoch")
+        assert "embeddings  (default both)" in details and "3  (default 20)" in details  # features, epochs
         await pilot.press("o", "o")  # from Date (history order) past Approach to Valid acc, best first
         assert "▼" in str(results.columns[results.ordered_columns[1].key].label)
         await pilot.press("O")
@@ -225,6 +231,8 @@ async def test_cancel_stops_a_run_midway_and_records_it(make_app, tmp_path):
 
         assert 1 <= epochs.row_count < 200
         assert "cancelled" in shown(app, "#run-outcome")
+        assert shown(app, "#run-progress-label").strip() == f"cancelled at epoch {epochs.row_count}"
+        assert not app.screen.query_one("#run-progress ETAStatus").display  # no frozen countdown
         assert rows(app.screen.query_one("#results-table", DataTable))[0][1] == "cancelled"
         assert app.screen.job == ""
         await pilot.press("t")  # the app is ready for the next run

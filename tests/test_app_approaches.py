@@ -14,8 +14,9 @@ def anyio_backend():
     return "asyncio"
 
 
-def features_column(table: DataTable) -> list[str]:
-    return [row[7] for row in rows(table) if "random guess" not in row[0]]
+def features_column(app) -> list[str]:
+    """The feature set of each run row, in table order (the Features column may be off screen at 80 columns)."""
+    return [r.config["features"] for r in app.screen.results_panel.visible_records()]
 
 
 async def test_ablation_queues_three_runs_on_one_split_and_cancel_stops_the_queue(make_app, tmp_path):
@@ -28,7 +29,7 @@ async def test_ablation_queues_three_runs_on_one_split_and_cancel_stops_the_queu
         await pilot.press("a")
         await settle(app, pilot)
         table = app.screen.query_one("#results-table", DataTable)
-        assert sorted(features_column(table)) == ["both", "embeddings", "tabular"]
+        assert sorted(features_column(app)) == ["both", "embeddings", "tabular"]
         assert "3 of 3 ablation runs finished" in notices(app)
 
         app.screen._set_config(app.screen.config.with_(epochs=200))
@@ -43,9 +44,9 @@ async def test_ablation_queues_three_runs_on_one_split_and_cancel_stops_the_queu
 
 
 def select(app, table: DataTable, wanted) -> None:
-    """Put the cursor on the first row whose cells satisfy `wanted`."""
-    index = next(i for i, row in enumerate(rows(table)) if wanted(row))
-    table.move_cursor(row=index)
+    """Put the cursor on the first run row whose (approach, features) satisfy `wanted`."""
+    record = next(r for r in app.screen.results_panel.visible_records() if wanted((r.approach, r.config["features"])))
+    table.move_cursor(row=table.get_row_index(record.run_id))
 
 
 async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_path, small_demo):
@@ -58,9 +59,9 @@ async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_
         assert "lwlrap" in str(table.ordered_columns[3].label) and rows(table)[0][3][0].isdigit()
 
         await pilot.press("4")
-        select(app, table, lambda row: row[7] == "both")
+        select(app, table, lambda row: row[1] == "both")
         await pilot.press("space")
-        select(app, table, lambda row: row[7] == "embeddings")
+        select(app, table, lambda row: row[1] == "embeddings")
         await pilot.press("space", "m")
         await app.workers.wait_for_complete()
         await wait_until(pilot, lambda: app.screen.query("#compare-test"))
@@ -78,7 +79,7 @@ async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "at least two runs" in notices(app)
-        select(app, table, lambda row: row[7] == "both" or row[0].endswith("both"))
+        select(app, table, lambda row: row[1] == "both")
         await pilot.press("space", "e")  # none marked: the latest embeddings + tabular pair
         await app.workers.wait_for_complete()
         await wait_until(pilot, lambda: any("ensemble" in row[0] for row in rows(table)))
@@ -94,8 +95,8 @@ async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_
         assert "ensemble" in (tmp_path / "results" / "table.md").read_text()
 
         await pilot.press("slash", *["backspace"] * 8, *"tabular", "enter")
-        assert all("tabular" in row[7] for row in rows(table) if "random guess" not in row[0])
-        select(app, table, lambda row: row[7] == "tabular")
+        assert features_column(app) and all("tabular" in features for features in features_column(app))
+        select(app, table, lambda row: row[1] == "tabular")
         await pilot.press("s")
         await pilot.pause()
         assert "test_embeddings.csv" in app.screen.query_one("#field-embeddings").value
@@ -115,7 +116,7 @@ async def test_results_compare_ensemble_filter_export_and_predict(make_app, tmp_
         newest = app.screen.results_panel.records[-1]
         table.move_cursor(row=table.get_row_index(newest.run_id))
         await pilot.press("space")
-        select(app, table, lambda row: row[7] == "tabular")
+        select(app, table, lambda row: row[1] == "tabular")
         await pilot.press("space", "m")
         await app.workers.wait_for_complete()
         await pilot.pause()

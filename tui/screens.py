@@ -8,13 +8,14 @@ from typing import Callable
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import Footer, Input, Label, Static
 
 from engine.config import ARCHITECTURE_PRESETS, RunConfig, parse_layers
 from engine.errors import ConfigError
 from engine.events import DatasetSummary
+from tui.widgets.table import KeyScroll, KeyTable
 
 
 class FormScreen(ModalScreen):
@@ -162,7 +163,7 @@ class DroppedRowsScreen(CloseableScreen):
         with Vertical(classes="dialog"):
             yield Static(f"Rows the audit dropped: {len(self.summary.dropped)} · imputed: "
                          f"{len(self.summary.imputed)}", classes="form-title")
-            table = DataTable(id="dropped-table", cursor_type="row", zebra_stripes=True)
+            table = KeyTable(id="dropped-table", cursor_type="row", zebra_stripes=True)
             table.add_columns("file", "what happened", "why")
             for fname, why in self.summary.dropped:
                 table.add_row(fname, "dropped", why)
@@ -187,6 +188,31 @@ def value_text(value) -> str:
     if isinstance(value, (list, tuple)):
         return "-".join(map(str, value)) if all(isinstance(v, int) for v in value) else ", ".join(map(str, value))
     return str(value)
+
+
+def pairs_grid(pairs: list[tuple[str, Text | str]], width: int) -> Table:
+    """Key/value pairs aligned in as many column pairs as `width` holds (at least one)."""
+    per_row = max(1, width // 38)
+    grid = Table.grid(padding=(0, 1))
+    for _ in range(per_row):
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(min_width=12)
+    for start in range(0, len(pairs), per_row):
+        row = [cell for pair in pairs[start:start + per_row] for cell in pair]
+        grid.add_row(*row, *[""] * (2 * per_row - len(row)))
+    return grid
+
+
+def config_view(config: dict, width: int) -> list:
+    """A recorded config as read by a person: what differs from the default first, then every setting."""
+    defaults = RunConfig().to_dict()
+    changed = [(key, Text.assemble(value_text(value), (f"  (default {value_text(defaults[key])})", "dim"))
+                if key in defaults else value_text(value))
+               for key, value in config.items() if key not in defaults or value != defaults[key]]
+    return [Text("Differences from the default (r re-runs exactly this)", style="bold underline"),
+            pairs_grid(changed, width) if changed else Text("none: every setting is the default"),
+            Text("Full config", style="bold underline"),
+            pairs_grid([(key, value_text(value)) for key, value in config.items()], width)]
 
 
 class CompareScreen(CloseableScreen):
@@ -217,7 +243,7 @@ class CompareScreen(CloseableScreen):
         metrics = Table("metric", "A", "B", box=None, padding=(0, 2), header_style="bold")
         for key, first, second in differences(a.metrics, b.metrics):
             metrics.add_row(Text(key, style="bold"), first, second)
-        with VerticalScroll(classes="dialog"):
+        with KeyScroll(classes="dialog"):
             yield Static("Compare two runs on the same valid clips", classes="form-title")
             yield Static(head, id="compare-runs")
             yield Static(test, id="compare-test")
@@ -255,7 +281,7 @@ class HelpScreen(CloseableScreen):
             "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row, / filters;\n"
             "  space marks runs: m compares two (paired test), e averages them (ensemble); x exports the table,\n"
             "  s predicts unlabeled files (the demo test files by default) into a submission CSV.\n")
-        with VerticalScroll(classes="dialog"):
+        with KeyScroll(classes="dialog"):
             yield Static(workflow)
             yield Static(keys, id="help-keys")
         yield Footer()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
-from engine.config import RunConfig
+from engine.config import FEATURE_SETS, RunConfig
 from engine.events import DatasetSummary, StageDone
 from tui.format import count
+from tui.screens import DataForm, DroppedRowsScreen
+from tui.widgets.table import KeyScroll
 
 DROPPED_EXAMPLES = 2
 
@@ -70,18 +74,30 @@ def labels_text(summary: DatasetSummary) -> str:
     return f"clips by number of labels {per_clip} → {mode} keeps {count(summary.kept_rows)}"
 
 
-class DatasetPanel(VerticalScroll):
+class DatasetPanel(KeyScroll):
     """Shows the preparation steps as they finish, then the dataset summary or the error."""
 
+    ALLOW_MAXIMIZE = True  # z zooms it to the whole screen
+
     BINDINGS = [
-        Binding("d", "screen.open_data", "Data", tooltip="Load other embeddings and tabular files"),
-        Binding("f", "screen.cycle_features", "Features", tooltip="Cycle the feature set: both, embeddings, tabular"),
-        Binding("w", "screen.show_dropped", "Dropped", tooltip="List the rows the audit dropped, and why"),
+        Binding("d", "open_data", "Data", tooltip="Load other embeddings and tabular files"),
+        Binding("f", "cycle_features", "Features", tooltip="Cycle the feature set: both, embeddings, tabular"),
+        Binding("w", "show_dropped", "Dropped", tooltip="List the rows the audit dropped, and why"),
     ]
+
+    @dataclass
+    class FilesChosen(Message):
+        embeddings: str
+        tabular: str
+
+    @dataclass
+    class FeatureSetChosen(Message):
+        features: str
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.summary: DatasetSummary | None = None
+        self.config = RunConfig()  # what is being prepared or was prepared last
         self._stages: list[StageDone] = []
 
     def compose(self):
@@ -93,6 +109,7 @@ class DatasetPanel(VerticalScroll):
 
     def show_preparing(self, config: RunConfig) -> None:
         self.summary = None
+        self.config = config
         self._stages = []
         self.body.update(Text.assemble(("Preparing ", "bold"), config.embeddings, " + ", config.tabular, " …"))
 
@@ -115,3 +132,22 @@ class DatasetPanel(VerticalScroll):
         text.append("d", style="bold reverse")
         text.append(" to choose other files.")
         self.body.update(text)
+
+    def action_open_data(self) -> None:
+        def chosen(paths: tuple[str, str] | None) -> None:
+            if paths is not None:
+                self.post_message(self.FilesChosen(*paths))
+        self.app.push_screen(DataForm(self.config.embeddings, self.config.tabular), chosen)
+
+    def action_cycle_features(self) -> None:
+        names = list(FEATURE_SETS)
+        current = names.index(self.config.features) if self.config.features in names else -1
+        self.post_message(self.FeatureSetChosen(names[(current + 1) % len(names)]))
+
+    def action_show_dropped(self) -> None:
+        summary = self.summary
+        if summary is None or not (summary.dropped or summary.imputed):
+            self.notify("No rows were dropped or imputed." if summary else
+                        "No dataset summary yet: the data is still being prepared or failed to load.")
+            return
+        self.app.push_screen(DroppedRowsScreen(summary))

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from engine.config import LR_SUGGESTIONS, lr_warning, parse_lr
 from engine.errors import ConfigError
 from engine.events import LRFinderReady
 from tui.format import lr_text
-from tui.messages import LearningRateChosen
 from tui.widgets.plot import PlotView
 
 # The key that takes each suggestion; also the marker drawn on the curve, so the plot teaches the keys.
@@ -59,12 +60,20 @@ def suggestions_text(finder: LRFinderReady) -> Text:
 class LRFinderPanel(VerticalScroll):
     """The curve and the learning rate the next run will use. Posts LearningRateChosen when the user sets one."""
 
+    ALLOW_MAXIMIZE = True  # z zooms it to the whole screen
+
     BINDINGS = [
         Binding("e", "edit", "Edit LR", tooltip="Type the learning rate for the next run"),
-        *(Binding(key, f"screen.take_suggestion('{name}')", f"Take the {name} LR", group=TAKE_LR_KEYS)
+        *(Binding(key, f"take_suggestion('{name}')", f"Take the {name} LR", group=TAKE_LR_KEYS)
           for name, key in SUGGESTION_KEYS.items()),
         Binding("escape", "revert_lr", "Revert the LR field", show=False),
     ]
+
+    @dataclass
+    class LearningRateChosen(Message):
+        """The user typed a valid LR (None: the finder's suggestion) or took the `suggestion` named."""
+        lr: float | None
+        suggestion: str | None = None
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -86,11 +95,13 @@ class LRFinderPanel(VerticalScroll):
 
     def show_running(self) -> None:
         self.finder = None
+        self.refresh_bindings()
         self.query_one("#lr-plot", PlotView).clear("Running the LR finder (a short mock training) …")
         self.query_one("#lr-suggestions", Static).update("")
 
     def show_curve(self, finder: LRFinderReady) -> None:
         self.finder = finder
+        self.refresh_bindings()
         plot = self.query_one("#lr-plot", PlotView)
         if finder.lrs:
             plot.placeholder = NO_CURVE
@@ -101,12 +112,14 @@ class LRFinderPanel(VerticalScroll):
 
     def show_error(self, message: str) -> None:
         self.finder = None
+        self.refresh_bindings()
         self.query_one("#lr-plot", PlotView).clear(f"The LR finder failed.\n\n{message}")
         self.query_one("#lr-suggestions", Static).update("")
 
     def forget_curve(self) -> None:
         """The data or features changed: the curve no longer applies."""
         self.finder = None
+        self.refresh_bindings()
         self.query_one("#lr-plot", PlotView).clear(NO_CURVE)
         self.query_one("#lr-suggestions", Static).update("")
 
@@ -130,8 +143,20 @@ class LRFinderPanel(VerticalScroll):
             lr = parse_lr(event.value)
         except ConfigError:
             return  # the message next to the field already says why
-        self.post_message(LearningRateChosen(lr))
+        self.post_message(self.LearningRateChosen(lr))
         self.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The suggestion keys show once there is a curve (from the command palette they say why not)."""
+        return self.finder is not None if action == "take_suggestion" else True
+
+    def action_take_suggestion(self, name: str) -> None:
+        finder = self.finder
+        if finder is None or name not in finder.suggestions:
+            self.notify("Run the LR finder first (l)." if finder is None
+                        else f"The LR finder gave no usable {name} suggestion.", severity="warning")
+            return
+        self.post_message(self.LearningRateChosen(finder.suggestions[name], name))
 
     def action_revert_lr(self) -> None:
         self.lr_input.value = self._applied_text

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.widgets import DataTable, ProgressBar, Static
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import ProgressBar, Static
 
 from engine.config import RunConfig
 from engine.events import BatchEnded, EpochEnded, RunRecord
 from tui.format import duration, interval, layers_text, loss_text, lr_text, percent
+from tui.screens import ParamsForm
 from tui.widgets.plot import THEME, PlotView
+from tui.widgets.table import KeyScroll, KeyTable
 
 EPOCH_COLUMNS = ("epoch", "train loss", "valid loss", "accuracy", "error rate", "time")
 MISCLASSIFIED_SHOWN = 5
@@ -80,39 +84,63 @@ def evaluation_view(record: RunRecord, evaluation) -> Group:
     return Group(Text(f"Run {record.approach} finished in {duration(record.train_seconds)}", style="bold"), lines)
 
 
-class TrainingPanel(VerticalScroll):
-    BINDINGS = [Binding("p", "screen.edit_params", "Params",
-                        tooltip="Edit layers, epochs, batch size, dropout, weight decay and seed"),
-                Binding("a", "screen.ablation", "Ablation",
+class TrainingPanel(Vertical):
+    """The next run's settings, the running run's progress, one row per epoch, the chart, then the evaluation.
+    Only the body scrolls; after a run it shows the last epochs and the chart."""
+
+    ALLOW_MAXIMIZE = True  # z zooms it to the whole screen
+
+    BINDINGS = [Binding("p", "edit_params", "Params", tooltip="Edit every setting of the next run"),
+                Binding("a", "ablation", "Ablation",
                         tooltip="Train embeddings-only, tabular-only and both on the same split and seed, "
                                 "one after another")]
+
+    @dataclass
+    class ConfigEdited(Message):
+        config: RunConfig
+
+    class AblationRequested(Message):
+        pass
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.epochs: list[EpochEnded] = []
+        self.config = RunConfig()  # the next run's, as last shown
 
     def compose(self):
         yield Static("", id="run-status")
-        yield ProgressBar(id="run-progress", show_eta=True)
-        yield Static("", id="run-outcome")
-        table = DataTable(id="epochs", cursor_type="none", zebra_stripes=True)
-        table.add_columns(*EPOCH_COLUMNS)
-        yield table
-        yield PlotView("The loss and accuracy chart appears after the first epoch.", id="run-plot")
+        with Horizontal(id="run-progress-row"):
+            yield ProgressBar(id="run-progress", show_eta=True)
+            yield Static("", id="run-progress-label")
+        with KeyScroll(id="training-body"):
+            table = KeyTable(id="epochs", cursor_type="none", zebra_stripes=True)
+            table.add_columns(*EPOCH_COLUMNS)
+            yield table
+            yield PlotView("The loss and accuracy chart appears after the first epoch.", id="run-plot")
+            yield Static("", id="run-outcome")
+
+    def on_mount(self) -> None:
+        self._idle("idle")
 
     @property
-    def epoch_table(self) -> DataTable:
-        return self.query_one("#epochs", DataTable)
+    def epoch_table(self) -> KeyTable:
+        return self.query_one("#epochs", KeyTable)
+
+    @property
+    def progress(self) -> ProgressBar:
+        return self.query_one("#run-progress", ProgressBar)
 
     def show_next_run(self, config: RunConfig) -> None:
+        self.config = config
         if not self.has_class("-running"):
             self.query_one("#run-status", Static).update(next_run_text(config))
 
     def start(self, config: RunConfig) -> None:
-        self.add_class("-running")
+        self._set_running(True)
         self.epochs = []
         self.epoch_table.clear()
-        self.query_one("#run-progress", ProgressBar).update(total=None, progress=0)
+        self.progress.update(total=None, progress=0)
+        self._label(f"starting {config.approach} …")
         self.query_one("#run-outcome", Static).update("")
         self.query_one("#run-plot", PlotView).clear()
         lr = lr_text(config.lr) if config.lr is not None else f"from the LR finder ({config.lr_suggestion})"
@@ -120,29 +148,61 @@ class TrainingPanel(VerticalScroll):
             ("Training ", "bold"), (config.approach, "bold cyan"), f" · LR {lr} · {config.epochs} epochs …"))
 
     def show_batch(self, event: BatchEnded) -> None:
-        self.query_one("#run-progress", ProgressBar).update(
-            total=event.n_batches * event.n_epochs, progress=event.epoch * event.n_batches + event.batch)
+        self.progress.update(total=event.n_batches * event.n_epochs,
+                             progress=event.epoch * event.n_batches + event.batch)
+        self._label(f"epoch {event.epoch + 1}/{event.n_epochs}")
 
     def add_epoch(self, event: EpochEnded) -> None:
         self.epochs.append(event)
-        table = self.epoch_table
-        table.add_row(f"{event.epoch}/{event.n_epochs}", loss_text(event.train_loss), loss_text(event.valid_loss),
-                      percent(event.accuracy), percent(event.error_rate), duration(event.seconds))
-        table.move_cursor(row=table.row_count - 1)  # keep the newest epoch in view
+        self.epoch_table.add_row(f"{event.epoch}/{event.n_epochs}", loss_text(event.train_loss),
+                                 loss_text(event.valid_loss), percent(event.accuracy), percent(event.error_rate),
+                                 duration(event.seconds))
         self.query_one("#run-plot", PlotView).plot(partial(draw_history, list(self.epochs)))
+        self.call_after_refresh(self._show_last_epochs)
 
     def finish(self, record: RunRecord, evaluation) -> None:
-        self._end(evaluation_view(record, evaluation))
+        self.progress.update(total=1, progress=1)
+        self._end(f"done · valid {percent(evaluation.accuracy)} · {len(self.epochs)} epochs · "
+                  f"{duration(record.train_seconds)}", evaluation_view(record, evaluation))
 
     def fail(self, message: str) -> None:
-        self._end(Text.assemble(("Run failed\n", "bold red"), message))
+        self._end(f"failed after epoch {len(self.epochs)}",
+                  Text.assemble(("Run failed\n", "bold red"), message))
 
     def cancel(self, epochs_done: int) -> None:
-        self._end(Text(f"Run cancelled after {epochs_done} epoch{'s' if epochs_done != 1 else ''}; "
-                       "it is recorded in the results as cancelled.", style="bold yellow"))
+        self._end(f"cancelled at epoch {epochs_done}", Text(
+            f"Run cancelled after {epochs_done} epoch{'s' if epochs_done != 1 else ''}; it is recorded in the "
+            "results as cancelled.", style="bold yellow"))
 
-    def _end(self, outcome) -> None:
-        """The outcome goes above the epoch table, where a short terminal still shows it."""
-        self.remove_class("-running")
+    def _end(self, label: str, outcome) -> None:
+        self._set_running(False)
+        self._label(label)
         self.query_one("#run-outcome", Static).update(outcome)
-        self.scroll_home(animate=False)
+        self.call_after_refresh(self._show_last_epochs)
+
+    def _idle(self, label: str) -> None:
+        self._set_running(False)
+        self.progress.update(total=1, progress=0)
+        self._label(label)
+
+    def _set_running(self, running: bool) -> None:
+        """-idle hides the bar's percentage and ETA: they would read 0 % or freeze once nothing runs."""
+        self.set_class(running, "-running")
+        self.set_class(not running, "-idle")
+
+    def _label(self, text: str) -> None:
+        self.query_one("#run-progress-label", Static).update(text)
+
+    def _show_last_epochs(self) -> None:
+        """Scroll the body so the chart ends at the bottom: above it, the table's last rows."""
+        self.query_one("#training-body", KeyScroll).scroll_to_widget(self.query_one("#run-plot"), animate=False,
+                                                                      top=False)
+
+    def action_edit_params(self) -> None:
+        def apply(config: RunConfig | None) -> None:
+            if config is not None and config != self.config:
+                self.post_message(self.ConfigEdited(config))
+        self.app.push_screen(ParamsForm(self.config), apply)
+
+    def action_ablation(self) -> None:
+        self.post_message(self.AblationRequested())
