@@ -49,7 +49,7 @@ def accuracy_cell(record: RunRecord) -> str:
 
 
 def epochs_cell(record: RunRecord) -> str:
-    planned = record.config.get("epochs", "?")
+    planned = record.config.get("epochs") or "–"  # an ensemble trains no epochs of its own
     return str(planned) if record.status == "finished" else f"{len(record.history)}/{planned}"
 
 

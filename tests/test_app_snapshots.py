@@ -1,0 +1,99 @@
+"""SVG snapshots that pin the app's layout at 80×24, 120×40 and 160×50: each panel, the zoomed results view and
+the training view after a run. The history is a committed fixture and the training view is fed fixed events,
+so nothing in a snapshot depends on the clock. `pytest --snapshot-update` rewrites them after a deliberate change.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig
+from engine.evaluate import Evaluation
+from engine.events import EpochEnded, RunRecord
+from tests.test_app import wait_until
+from tui.app import VggtabApp
+from tui.widgets.dataset import DatasetPanel
+
+FIXTURE_HISTORY = Path(__file__).parent / "fixtures" / "snapshot_history.jsonl"
+SIZES = {"80x24": (80, 24), "120x40": (120, 40), "160x50": (160, 50)}
+PANEL_KEYS = {"dataset": "1", "lr": "2", "training": "3", "results": "4"}
+
+
+@pytest.fixture
+def snapshot_app(tmp_path, monkeypatch, small_demo):
+    """The app on the small demo set and the fixture history, from a folder where every path shown is short."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "embeddings.csv").symlink_to(small_demo.embeddings)
+    (tmp_path / "tabular.csv").symlink_to(small_demo.tabular)
+    (tmp_path / "results").mkdir()
+    shutil.copy(FIXTURE_HISTORY, tmp_path / "results" / "history.jsonl")
+    return VggtabApp(RunConfig(embeddings="embeddings.csv", tabular="tabular.csv", lr=3e-3),
+                     results_dir="results", models_dir="models")
+
+
+async def ready(pilot) -> None:
+    """The data summarised, the history listed, every worker done (the warm-up too: it writes nothing)."""
+    app = pilot.app
+    await wait_until(pilot, lambda: app.screen.query(DatasetPanel))  # the auto-pilot starts before the first mount
+    await wait_until(pilot, lambda: app.screen.dataset_panel.summary is not None and not app.screen.job)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def finished_run(app) -> None:
+    """A five-epoch run shown as the training panel shows one that just finished."""
+    panel = app.screen.training_panel
+    config = app.screen.config.with_(epochs=5)
+    panel.start(config)
+    for epoch in range(1, 6):
+        panel.add_epoch(EpochEnded(epoch=epoch, n_epochs=5, train_loss=2.0 / epoch, valid_loss=1.2 + 0.6 / epoch,
+                                   accuracy=0.5 + 0.04 * epoch, error_rate=0.5 - 0.04 * epoch, seconds=1.5))
+    record = RunRecord(run_id="20261202_160000_abcdef", created="2026-12-02T16:00:00", status="finished",
+                       approach=config.approach, config=config.to_dict(), train_seconds=7.5,
+                       model_path="models/both_200-100_20261202_160000.pkl",
+                       results_csv="results/both_200-100_results_20261202_160000.csv")
+    evaluation = Evaluation(accuracy=0.7, error_rate=0.3, ci_low=0.62, ci_high=0.77, n_valid=104,
+                            random_baseline=0.125, majority_baseline=0.15, improvement_over_random=5.6,
+                            train_accuracy=0.95, lwlrap=0.8, per_class={}, diagnosis=[],
+                            confused_pairs=[("Bark", "Meow", 4)],
+                            misclassified=[("clip_0001.wav", "Bark", "Meow", 0.81)])
+    panel.finish(record, evaluation)
+
+
+@pytest.mark.parametrize("panel", PANEL_KEYS)
+def test_each_panel_at_80x24(snap_compare, snapshot_app, panel):
+    async def show(pilot):
+        await ready(pilot)
+        await pilot.press(PANEL_KEYS[panel])
+        await pilot.pause()
+    assert snap_compare(snapshot_app, terminal_size=SIZES["80x24"], run_before=show)
+
+
+@pytest.mark.parametrize("size", ["120x40", "160x50"])
+def test_all_four_panels_on_a_wide_terminal(snap_compare, snapshot_app, size):
+    async def show(pilot):
+        await ready(pilot)
+        await pilot.press("4")  # the results panel active, as after a run
+        await pilot.pause()
+    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=show)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_zoomed_results(snap_compare, snapshot_app, size):
+    async def show(pilot):
+        await ready(pilot)
+        await pilot.press("4", "z")
+        await pilot.pause()
+    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=show)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_training_view_after_a_run(snap_compare, snapshot_app, size):
+    async def show(pilot):
+        await ready(pilot)
+        await pilot.press("3")
+        finished_run(pilot.app)
+        await pilot.pause()
+        await pilot.pause()  # the body scrolls to the last epochs after the table's refresh
+    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=show)
