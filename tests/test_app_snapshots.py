@@ -10,7 +10,7 @@ import pytest
 
 from engine.config import RunConfig
 from engine.evaluate import Evaluation
-from engine.events import EpochEnded, RunRecord
+from engine.events import EpochEnded, LRFinderReady, RunRecord
 from tests.test_app import wait_until
 from tui.app import VggtabApp
 from tui.widgets.dataset import DatasetPanel
@@ -61,10 +61,18 @@ def finished_run(app) -> None:
     panel.finish(record, evaluation)
 
 
+# A fixed LR finder curve: a dip around 1e-3, then the loss explodes.
+CURVE = LRFinderReady(lrs=tuple(10 ** (-6 + i * 0.1) for i in range(50)),
+                      losses=tuple(2.2 - 0.2 * min(i, 30) / 10 + (0.05 * (i - 38) ** 2 if i > 38 else 0)
+                                   for i in range(50)),
+                      suggestions={"valley": 1.2e-3, "slide": 2.5e-3, "minimum": 4.0e-3, "steep": 6.3e-4})
+
+
 @pytest.mark.parametrize("panel", PANEL_KEYS)
 def test_each_panel_at_80x24(snap_compare, snapshot_app, panel):
     async def show(pilot):
         await ready(pilot)
+        pilot.app.screen.lr_panel.show_curve(CURVE)
         await pilot.press(PANEL_KEYS[panel])
         await pilot.pause()
     assert snap_compare(snapshot_app, terminal_size=SIZES["80x24"], run_before=show)

@@ -298,8 +298,9 @@ class ResultsPanel(Vertical):
         best = best_run(self.records)
         cells = {r.run_id: [column.cell(r) for column in COLUMNS] for r in records}
         for record in records:
-            prefix = "".join(mark for mark, on in ((PINNED, record.run_id in self.pinned),
-                                                   (MARKED, record.run_id in self.marked), (BEST, record is best)) if on)
+            marks = ((PINNED, record.run_id in self.pinned), (MARKED, record.run_id in self.marked),
+                     (BEST, record is best))
+            prefix = "".join(mark for mark, on in marks if on)
             cells[record.run_id][APPROACH] = prefix + record.approach
         baseline = self._baseline_cells()
         arrow = " ▼" if self.descending else " ▲"
@@ -307,8 +308,9 @@ class ResultsPanel(Vertical):
         widths = [max([len(labels[i]), *(len(row[i]) for row in [*cells.values(), *baseline[:1]])])
                   for i in range(len(COLUMNS))]
         widths = [min(width, c.max_width) if c.max_width else width for width, c in zip(widths, COLUMNS)]
-        # The table is as wide as the panel, less two cells kept for its vertical scrollbar.
-        shown, widths[APPROACH] = fitting_columns(widths, (self.content_size.width or 80) - 2)
+        # The table is as wide as the panel, less a cell, and two more for the scrollbar when the rows overflow.
+        overflowing = len(records) + len(baseline) + 1 > table.size.height
+        shown, widths[APPROACH] = fitting_columns(widths, (self.content_size.width or 80) - (3 if overflowing else 1))
         self._shown_columns = shown
         table.clear(columns=True)
         for index in shown:

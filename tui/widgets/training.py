@@ -176,6 +176,7 @@ class TrainingPanel(Vertical):
 
     def _end(self, label: str, outcome) -> None:
         self._set_running(False)
+        self.show_next_run(self.config)
         self._label(label)
         self.query_one("#run-outcome", Static).update(outcome)
         self.call_after_refresh(self._show_last_epochs)
