@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import DEMO_DIR, RunConfig, SweepConfig
-from engine.errors import ConfigError
 from engine.events import DatasetSummary, LRFinderReady, Reporter, RunRecord, ignore
 from engine.text import interval_text, name_list  # noqa: F401  (the engine's wording, for front ends too)
 
@@ -57,6 +56,16 @@ def default_ensemble_members(records) -> list[str]:
     """Run ids of the latest embeddings-only and tabular-only pair on one split, or []."""
     from engine.approaches import default_ensemble_members as members
     return members(records)
+
+
+def is_ensemble(record: RunRecord) -> bool:
+    from engine.approaches import is_ensemble as check
+    return check(record)
+
+
+def can_predict(record: RunRecord) -> bool:
+    """A finished run with a saved model, or an ensemble (its members' models are averaged)."""
+    return record.status == "finished" and bool(record.model_path or is_ensemble(record))
 
 
 def format_p(p: float) -> str:
@@ -151,6 +160,11 @@ class Workbench:
         from engine.approaches import ensemble
         return ensemble(self.results_dir, runs, name=name)
 
+    def rerun(self, record: RunRecord, cancel: threading.Event | None = None) -> RunRecord:
+        """A recorded run again with its exact config; an ensemble re-runs its members and averages them anew."""
+        from engine.approaches import rerun
+        return rerun(self.session, record, cancel=cancel)
+
     def importance(self, run: str, *, allow_outside: bool = False) -> tuple[RunRecord, dict[str, float]]:
         """Permutation importance of each feature group of a saved run on its valid clips."""
         from engine.approaches import group_importance
@@ -168,27 +182,24 @@ class Workbench:
                 out: str | Path | None = None, force: bool = False, allow_outside: bool = False) -> Submission:
         """Class probabilities for new clips from a run's saved model, written as a submission CSV.
 
-        `run` is a run id, an approach name or a model file; `out` defaults to
-        results_dir/submission_<approach>.csv, which replaces the approach's earlier submission. A file named by
-        `out` is replaced only if it is an earlier submission and `force` is set."""
-        from engine.predict import check_submission_target, predict_files, write_submission
+        `run` is a run id, an approach name or a model file; an ensemble's probabilities are the mean of its
+        members' on the clips every member kept. `out` defaults to results_dir/submission_<approach>.csv, which
+        replaces the approach's earlier submission. A file named by `out` is replaced only if it is an earlier
+        submission and `force` is set."""
+        from engine.predict import check_submission_target, predict_files, predict_run, write_submission
         from engine.store.names import safe_name
-        record, model_path = self._model_of(run)
-        name = record.approach if record is not None else Path(model_path).stem
+        model_file = Path(run).suffix == ".pkl" or Path(run).is_file()
+        record = None if model_file else self.find_run(run)
+        name = Path(run).stem if model_file else record.approach
         force = force or out is None  # the default name is the app's own: it replaces the approach's last one
         out = out or self.results_dir / f"submission_{safe_name(name)}.csv"
-        check_submission_target(out, force=force, sources=(model_path, embeddings, tabular))  # before the work
-        prediction = predict_files(model_path, embeddings, tabular, key=key, models_dir=self.models_dir,
-                                   allow_outside=allow_outside)
+        sources = (run if model_file else record.model_path, embeddings, tabular)
+        check_submission_target(out, force=force, sources=tuple(s for s in sources if s))  # before the work
+        if model_file:
+            prediction = predict_files(run, embeddings, tabular, key=key, models_dir=self.models_dir,
+                                       allow_outside=allow_outside)
+        else:
+            prediction = predict_run(self.results_dir, record, embeddings, tabular, key=key,
+                                     models_dir=self.models_dir, allow_outside=allow_outside)
         path = write_submission(prediction, out, force=force)
         return Submission(prediction=prediction, path=path, run=record)
-
-    def _model_of(self, run: str) -> tuple[RunRecord | None, str]:
-        if Path(run).suffix == ".pkl" or Path(run).is_file():
-            return None, run
-        record = self.find_run(run)
-        if not record.model_path:
-            raise ConfigError(f"Run {record.approach} ({record.run_id}) has no saved model "
-                              f"(model {record.config.get('model')}).",
-                              hint="Pick a finished mlp, logreg or linear_svm run.")
-        return record, record.model_path

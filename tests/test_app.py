@@ -281,20 +281,41 @@ async def test_a_broken_file_shows_a_readable_message(make_app, tmp_path, small_
         assert "matched" in shown(app, "#dataset-body")
 
 
-async def test_hyperparameter_form_validates_each_field(make_app):
+async def test_settings_form_has_every_run_setting_and_checks_each_field(make_app):
+    from engine.config import SETTINGS
     app = make_app()
     async with app.run_test(size=NARROW) as pilot:
         await settle(app, pilot)
         await pilot.press("3", "p")
-        await pilot.press(*CLEAR, *"200,x")  # layers
-        await pilot.press("tab", *CLEAR, "0", "enter")  # epochs
-        assert "not a positive whole number" in shown(app, "#error-layers")
-        assert "epochs" in shown(app, "#error-epochs")
+        await pilot.pause()
+        for setting in SETTINGS:  # every setting the CLI has an option for, but the two files (d loads them)
+            assert bool(app.screen.query(f"#field-{setting.name}")) == setting.editable, setting.name
+        assert "logreg" in shown(app, "#help-model")  # the allowed values, from the schema
 
-        app.screen.query_one("#field-layers", Input).focus()
-        await pilot.press(*CLEAR, *"64,32", "tab", *CLEAR, "5", "enter")
-        assert app.screen.config.layers == (64, 32) and app.screen.config.epochs == 5
+        async def type_into(name: str, text: str) -> None:
+            app.screen.query_one(f"#field-{name}", Input).focus()
+            await pilot.press(*CLEAR, *text)
+
+        await type_into("layers", "200,x")
+        await type_into("epochs", "0")
+        await type_into("model", "svm")
+        await pilot.press("enter")
+        assert "not a positive whole number" in shown(app, "#error-layers")
+        assert "epochs" in shown(app, "#error-epochs") and "linear_svm" in shown(app, "#error-model")
+        assert app.focused is app.screen.query_one("#field-model")  # the first field in error, in form order
+
+        await type_into("layers", "64,32")
+        await type_into("epochs", "5")
+        await type_into("model", "mlp")
+        await type_into("select_k", "20")  # a feature setting: the data is prepared again for it
+        await type_into("label_mode", "multi")
+        await pilot.press("enter")
+        config = app.screen.config
+        assert (config.layers, config.epochs, config.select_k, config.label_mode) == ((64, 32), 5, 20, "multi")
         assert "layers 64-32" in shown(app, "#run-status") and "5 epochs" in shown(app, "#run-status")
+        await settle(app, pilot)
+        summary = shown(app, "#dataset-body")
+        assert "multi-label keeps" in summary and "148 model inputs" in summary  # 128 embeddings + top 20
 
 
 async def test_command_palette_reaches_panel_keys(make_app):

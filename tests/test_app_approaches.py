@@ -140,3 +140,44 @@ async def test_new_keys_are_in_the_palette_and_help(make_app, tmp_path):
         for description in ("Ablation", "Mark", "Compare", "Ensemble", "Filter", "Export", "Predict"):
             assert description in help_text
         await pilot.press("escape")
+
+
+async def test_the_best_row_when_an_ensemble_predicts_like_the_cli_and_reruns(tmp_path, config, small_demo, run_cli):
+    """s and r on an ensemble row: the app's submission holds the CLI's probabilities for the same run; the re-run
+    trains both members again and records a new ensemble of the same name."""
+    import pandas as pd
+
+    from engine.workbench import Workbench
+    from tui.app import VggtabApp
+    results, models = tmp_path / "results", tmp_path / "models"
+    bench = Workbench(models_dir=models, results_dir=results)
+    members = [bench.train(config.with_(features=features, epochs=1)).run_id for features in ("embeddings", "tabular")]
+    ensemble = bench.ensemble(members)
+
+    app = VggtabApp(config, results_dir=str(results), models_dir=str(models))
+    async with app.run_test(size=NARROW, notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        table = app.screen.query_one("#results-table", DataTable)
+        table.move_cursor(row=table.get_row_index(ensemble.run_id))
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("enter")  # the prefilled test files of the small demo set
+        await wait_until(pilot, lambda: "Submission written" in notices(app))
+        app_csv = next(results.glob("submission_ensemble*.csv"))
+        app_probabilities = pd.read_csv(app_csv)
+
+        await pilot.press("r")
+        await settle(app, pilot)
+        again = [r for r in app.screen.results_panel.records if r.approach == ensemble.approach]
+        assert len(again) == 2 and again[-1].run_id != ensemble.run_id
+        assert sorted(r.config["features"] for r in app.screen.results_panel.records[-3:-1]) == ["embeddings",
+                                                                                                "tabular"]
+
+    cli_csv = tmp_path / "cli.csv"
+    outcome = run_cli("predict", "--model", ensemble.short_id, "--embeddings", str(small_demo.test_embeddings),
+                      "--tabular", str(small_demo.test_tabular), "--results-dir", str(results),
+                      "--models-dir", str(models), "--out", str(cli_csv))
+    assert outcome.code == 0, outcome.err
+    pd.testing.assert_frame_equal(app_probabilities, pd.read_csv(cli_csv))
+    assert len(app_probabilities) > 0

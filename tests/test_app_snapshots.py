@@ -68,40 +68,35 @@ CURVE = LRFinderReady(lrs=tuple(10 ** (-6 + i * 0.1) for i in range(50)),
                       suggestions={"valley": 1.2e-3, "slide": 2.5e-3, "minimum": 4.0e-3, "steep": 6.3e-4})
 
 
-@pytest.mark.parametrize("panel", PANEL_KEYS)
-def test_each_panel_at_80x24(snap_compare, snapshot_app, panel):
-    async def show(pilot):
+def pressing(*keys: str, then=None):
+    """A run_before for snap_compare: the app ready, the fixed LR curve shown, `keys` pressed, then `then(app)`."""
+    async def run_before(pilot) -> None:
         await ready(pilot)
         pilot.app.screen.lr_panel.show_curve(CURVE)
-        await pilot.press(PANEL_KEYS[panel])
+        await pilot.press(*keys)
+        if then is not None:
+            then(pilot.app)
         await pilot.pause()
-    assert snap_compare(snapshot_app, terminal_size=SIZES["80x24"], run_before=show)
+        await pilot.pause()  # the training body scrolls to the last epochs after the table's refresh
+    return run_before
+
+
+@pytest.mark.parametrize("panel", PANEL_KEYS)
+def test_each_panel_at_80x24(snap_compare, snapshot_app, panel):
+    assert snap_compare(snapshot_app, terminal_size=SIZES["80x24"], run_before=pressing(PANEL_KEYS[panel]))
 
 
 @pytest.mark.parametrize("size", ["120x40", "160x50"])
 def test_all_four_panels_on_a_wide_terminal(snap_compare, snapshot_app, size):
-    async def show(pilot):
-        await ready(pilot)
-        await pilot.press("4")  # the results panel active, as after a run
-        await pilot.pause()
-    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=show)
+    # The results panel active, as after a run.
+    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=pressing("4"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_zoomed_results(snap_compare, snapshot_app, size):
-    async def show(pilot):
-        await ready(pilot)
-        await pilot.press("4", "z")
-        await pilot.pause()
-    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=show)
+    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=pressing("4", "z"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_training_view_after_a_run(snap_compare, snapshot_app, size):
-    async def show(pilot):
-        await ready(pilot)
-        await pilot.press("3")
-        finished_run(pilot.app)
-        await pilot.pause()
-        await pilot.pause()  # the body scrolls to the last epochs after the table's refresh
-    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=show)
+    assert snap_compare(snapshot_app, terminal_size=SIZES[size], run_before=pressing("3", then=finished_run))

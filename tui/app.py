@@ -27,10 +27,11 @@ from engine.config import RunConfig
 from engine.errors import VggtabError
 from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone)
+from engine.workbench import is_ensemble
 from tui.commands import ScreenCommands
 from tui.format import lr_text, percent, sentence
-from tui.jobs import ABLATION, FIND_LR, PREPARE, RUNS, TRAIN, EngineReported, JobRunner
-from tui.screens import CompareScreen, HelpScreen
+from tui.jobs import ABLATION, FIND_LR, PREPARE, RERUN, RUNS, TRAIN, EngineReported, JobRunner
+from tui.screens import CompareScreen, HelpScreen, changes_prepared_data
 from tui.widgets.chrome import FooterBar, StatusLine
 from tui.widgets.dataset import DatasetPanel
 from tui.widgets.lr_finder import LRFinderPanel
@@ -174,6 +175,9 @@ class MainScreen(Screen):
         elif message.job == TRAIN:
             self.training_panel.start(message.config)
             self.action_show_panel("training")
+        elif message.job == RERUN:
+            self.training_panel.start_rerun(message.title)
+            self.action_show_panel("training")
         elif message.job == ABLATION:
             self._ablation = []
             self.action_show_panel("training")
@@ -214,8 +218,8 @@ class MainScreen(Screen):
                     title="Table exported")
 
     def on_job_runner_predicted(self, message: JobRunner.Predicted) -> None:
-        prediction, dropped = message.prediction, len(message.prediction.dropped)
-        self.notify(f"{len(prediction.frame):,} clips written to {message.path}; "
+        prediction, dropped = message.submission.prediction, len(message.submission.prediction.dropped)
+        self.notify(f"{len(prediction.frame):,} clips written to {message.submission.path}; "
                     f"{dropped} clip{'' if dropped == 1 else 's'} dropped.", title="Submission written", timeout=10)
         for warning in prediction.warnings:
             self.notify(warning, title="Predict", severity="warning", timeout=10)
@@ -275,8 +279,13 @@ class MainScreen(Screen):
         self.notify(f"The next run uses the {message.suggestion} LR {lr_text(self.config.lr)}.")
 
     def on_training_panel_config_edited(self, message: TrainingPanel.ConfigEdited) -> None:
+        before = self.config
         self._set_config(message.config)
-        self.notify("Settings changed for the next run.")
+        if changes_prepared_data(before, self.config) and not self.jobs.refuse_if_busy():
+            self.notify("Settings changed for the next run: preparing the data for them.")
+            self.jobs.prepare(self.config)
+        else:
+            self.notify("Settings changed for the next run.")
 
     def on_training_panel_ablation_requested(self) -> None:
         self.jobs.ablation(self.config)
@@ -284,6 +293,10 @@ class MainScreen(Screen):
     def on_results_panel_rerun_requested(self, message: ResultsPanel.RerunRequested) -> None:
         record = message.record
         if self.jobs.refuse_if_busy():
+            return
+        if is_ensemble(record):
+            self.notify(f"Re-running the members of {record.approach}, then averaging them again.")
+            self.jobs.rerun(record)
             return
         try:
             config = RunConfig.from_dict(record.config)

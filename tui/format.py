@@ -53,11 +53,6 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def short_id(run_id: str) -> str:
-    """'20261202_143005_a1b2c3' → 'a1b2c3': the random part tells apart runs started in the same second."""
-    return run_id.rsplit("_", 1)[-1]
-
-
 def short_date(created: str) -> str:
     """'2026-12-02T14:30:05' → '12-02 14:30'."""
     return created.replace("T", " ")[5:16]

@@ -23,10 +23,12 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from engine.config import RunConfig
 from engine.errors import Cancelled, ConfigError, VggtabError
 from engine.events import BatchEnded, Event, RunRecord
+from engine.workbench import Workbench, ablation_configs, default_ensemble_members
 from tui.format import sentence
 
 PREPARE, FIND_LR, TRAIN, ABLATION = "preparing the data", "the LR finder", "training", "the ablation"
-RUNS = (TRAIN, ABLATION)  # jobs that train, so c cancels them and quitting waits for them
+RERUN = "the re-run"  # of a recorded run; an ensemble's re-runs its members
+RUNS = (TRAIN, ABLATION, RERUN)  # jobs that train, so c cancels them and quitting waits for them
 COMPARE, ENSEMBLE, EXPORT, PREDICT = "the comparison", "the ensemble", "the export", "the prediction"
 ENGINE_GROUP, RESULTS_GROUP, HISTORY_GROUP, WARM_UP_GROUP = "engine", "results", "history", "warm-up"
 
@@ -47,8 +49,9 @@ class EngineReported(Message):
 
 class EngineJob(NamedTuple):
     name: str
-    config: RunConfig  # what the job runs on, for the panel that shows it starting
-    step: Callable[[object], None]  # runs on the engine session in a worker thread
+    config: RunConfig | None  # what the job runs on, for the panel that shows it starting (None: an ensemble)
+    title: str  # the approach it runs
+    step: Callable[[Workbench], None]  # runs in a worker thread
 
 
 class JobRunner(Widget):
@@ -65,7 +68,8 @@ class JobRunner(Widget):
     @dataclass
     class JobStarted(Message):
         job: str
-        config: RunConfig
+        config: RunConfig | None
+        title: str  # what runs, as the training panel names it
 
     @dataclass
     class JobFailed(Message):
@@ -102,13 +106,12 @@ class JobRunner(Widget):
 
     @dataclass
     class Predicted(Message):
-        prediction: object  # engine Prediction
-        path: Path
+        submission: object  # engine.workbench.Submission
 
     def __init__(self, *, results_dir: str, models_dir: str) -> None:
         super().__init__()
-        self.results_dir, self.models_dir = results_dir, models_dir
-        self._session = None  # engine.pipeline.Session, made in the first engine worker (importing it takes seconds)
+        self.results_dir = results_dir
+        self.workbench = Workbench(self._report, models_dir=models_dir, results_dir=results_dir)
         self._cancel = threading.Event()
         self._queued: EngineJob | None = None  # waits for the data preparation that is running
 
@@ -134,30 +137,36 @@ class JobRunner(Widget):
             self.notify(f"{sentence(job.name)} starts as soon as the data is ready.")
             return
         self.job = job.name
-        self.post_message(self.JobStarted(job.name, job.config))
+        self.post_message(self.JobStarted(job.name, job.config, job.title))
         self._run_engine_job(job)
 
     def prepare(self, config: RunConfig) -> None:
-        self._start(EngineJob(PREPARE, config, lambda session: session.prepare(config)))
+        self._start(EngineJob(PREPARE, config, config.approach, lambda bench: bench.prepare(config)))
 
     def find_lr(self, config: RunConfig) -> None:
-        self._start(EngineJob(FIND_LR, config, lambda session: session.find_lr(config)))
+        self._start(EngineJob(FIND_LR, config, config.approach, lambda bench: bench.find_lr(config)))
 
     def train(self, config: RunConfig) -> None:
         cancel = self._new_cancel()
-        self._start(EngineJob(TRAIN, config, lambda session: session.train(config, cancel)))
+        self._start(EngineJob(TRAIN, config, config.approach, lambda bench: bench.train(config, cancel)))
+
+    def rerun(self, record: RunRecord) -> None:
+        """An ensemble row again: each member re-trained with its recorded config, then averaged anew."""
+        cancel = self._new_cancel()
+        def step(bench: Workbench) -> None:
+            self.post_message(self.Ensembled(bench.rerun(record, cancel)))  # its members were reported as runs
+        self._start(EngineJob(RERUN, None, record.approach, step))
 
     def ablation(self, config: RunConfig) -> None:
         """embeddings-only, tabular-only and both on the config's split and seed, queued in one job."""
         cancel = self._new_cancel()
 
-        def step(session) -> None:
-            from engine.approaches import ablation_configs, run_queue  # in the worker: it imports numpy
+        def step(bench: Workbench) -> None:
             configs = ablation_configs(config)
             self.post_message(self.AblationPlanned(configs))  # before run_queue reports its first queue event
-            finished = run_queue(session, configs, cancel)
+            finished = bench.run_queue(configs, cancel)
             self.post_message(self.AblationDone(len(finished), len(configs)))
-        self._start(EngineJob(ABLATION, config, step))
+        self._start(EngineJob(ABLATION, config, config.approach, step))
 
     def _new_cancel(self) -> threading.Event:
         """A fresh cancel flag for a run that is about to start; a refused run's flag is never set."""
@@ -173,12 +182,6 @@ class JobRunner(Widget):
         self._cancel.set()
         return True
 
-    def _engine(self):
-        if self._session is None:
-            from engine.pipeline import Session
-            self._session = Session(self._report, models_dir=self.models_dir, results_dir=self.results_dir)
-        return self._session
-
     def _report(self, event: Event) -> None:
         """The engine's reporter, called on its thread; post_message is thread-safe."""
         self.post_message(EngineReported(event))
@@ -186,7 +189,7 @@ class JobRunner(Widget):
     @work(thread=True, exclusive=True, group=ENGINE_GROUP, exit_on_error=False)
     def _run_engine_job(self, job: EngineJob) -> None:
         try:
-            job.step(self._engine())
+            job.step(self.workbench)
         except Cancelled:
             pass  # the engine has reported RunCancelled
         except VggtabError as error:
@@ -228,13 +231,12 @@ class JobRunner(Widget):
     @work(thread=True, group=WARM_UP_GROUP, exit_on_error=False)
     def warm_up(self) -> None:
         import plotext  # noqa: F401  (its import stalls ~0.4 s: here, not on the first chart in the UI thread)
-        from engine.pipeline import warm_up
+        from engine.workbench import warm_up
         warm_up()
 
     @work(thread=True, group=HISTORY_GROUP, exit_on_error=False)
     def load_history(self) -> None:
-        from engine.store.history import load_history
-        history = load_history(self.results_dir)
+        history = self.workbench.history()
         self.post_message(self.HistoryLoaded(list(history.records), list(history.warnings)))
 
     def _read(self, job: str, step: Callable[[], Message]) -> None:
@@ -247,44 +249,25 @@ class JobRunner(Widget):
         self.run_worker(run, name=job, group=RESULTS_GROUP, thread=True, exit_on_error=False)
 
     def compare(self, first: RunRecord, second: RunRecord) -> None:
-        results_dir = self.results_dir
-
-        def step() -> Message:
-            from engine.approaches import compare
-            return self.Compared(compare(results_dir, first.run_id, second.run_id))
-        self._read(COMPARE, step)
+        self._read(COMPARE, lambda: self.Compared(self.workbench.compare(first.run_id, second.run_id)))
 
     def ensemble(self, members: list[str], records: list[RunRecord]) -> None:
         """Average `members` (run ids); none given: the latest embeddings-only and tabular-only pair in `records`."""
-        results_dir = self.results_dir
-
         def step() -> Message:
-            from engine.approaches import default_ensemble_members, ensemble
             chosen = members or default_ensemble_members(records)
             if not chosen:
                 raise ConfigError("No runs marked, and no finished embeddings-only and tabular-only pair on one "
                                   "split to average.", hint="Mark two or more runs with space, or press a in the "
                                   "Training panel for the ablation.")
-            return self.Ensembled(ensemble(results_dir, chosen))
+            return self.Ensembled(self.workbench.ensemble(chosen))
         self._read(ENSEMBLE, step)
 
     def export(self, records: list[RunRecord]) -> None:
         folder = Path(self.results_dir)
-
-        def step() -> Message:
-            from engine.store.export import export_table
-            # The app's own names: each export replaces the previous one.
-            return self.Exported([export_table(records, folder / name, fmt, force=True) for name, fmt in
-                                  (("table.csv", "csv"), ("table.md", "markdown"))], len(records))
-        self._read(EXPORT, step)
+        # The app's own names: each export replaces the previous one.
+        self._read(EXPORT, lambda: self.Exported([self.workbench.export(records, folder / name, force=True)
+                                                  for name in ("table.csv", "table.md")], len(records)))
 
     def predict(self, record: RunRecord, embeddings: str, tabular: str) -> None:
-        results_dir, models_dir = Path(self.results_dir), self.models_dir
-
-        def step() -> Message:
-            from engine.predict import predict_files, write_submission
-            from engine.store.names import safe_name
-            out = results_dir / f"submission_{safe_name(record.approach)}.csv"  # a named run may hold spaces
-            prediction = predict_files(record.model_path, embeddings, tabular, models_dir=models_dir)
-            return self.Predicted(prediction, write_submission(prediction, out, force=True))
-        self._read(PREDICT, step)
+        """Into results/submission_<approach>.csv, replacing the approach's earlier one (as the CLI does)."""
+        self._read(PREDICT, lambda: self.Predicted(self.workbench.predict(record.run_id, embeddings, tabular)))

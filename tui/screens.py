@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import NamedTuple
 
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Static
 
-from engine.config import ARCHITECTURE_PRESETS, RunConfig, parse_layers
+from engine.config import ARCHITECTURE_PRESETS, SETTINGS, SETTINGS_BY_NAME, RunConfig
 from engine.errors import ConfigError
 from engine.events import DatasetSummary
+from engine.workbench import format_p
 from tui.widgets.table import KeyScroll, KeyTable
+
+
+class Field(NamedTuple):
+    label: str
+    value: str  # the initial text
+    help: str = ""  # one dim line under the field
+    section: str = ""  # a heading shown above the first field of each section
 
 
 class FormScreen(ModalScreen):
@@ -25,8 +33,7 @@ class FormScreen(ModalScreen):
     TITLE_TEXT = ""
     HELP_TEXT = ""
 
-    def fields(self) -> dict[str, tuple[str, str]]:
-        """field name → (label, initial text)."""
+    def fields(self) -> dict[str, Field]:
         raise NotImplementedError
 
     def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
@@ -36,11 +43,18 @@ class FormScreen(ModalScreen):
     def compose(self):
         with Vertical(classes="form"):
             yield Static(self.TITLE_TEXT, classes="form-title")
-            for name, (label, value) in self.fields().items():
-                with Horizontal(classes="form-row"):
-                    yield Label(label, classes="form-label")
-                    yield Input(value, id=f"field-{name}", classes="form-input", compact=True)
-                yield Static("", id=f"error-{name}", classes="form-error")
+            with VerticalScroll(classes="form-fields", can_focus=False):
+                section = ""
+                for name, field in self.fields().items():
+                    if field.section != section:
+                        section = field.section
+                        yield Static(section, classes="form-section")
+                    with Horizontal(classes="form-row"):
+                        yield Label(field.label, classes="form-label")
+                        yield Input(field.value, id=f"field-{name}", classes="form-input", compact=True)
+                    if field.help:
+                        yield Static(field.help, id=f"help-{name}", classes="form-field-help")
+                    yield Static("", id=f"error-{name}", classes="form-error")
             yield Static(self.HELP_TEXT + "\nEnter: apply · Tab: next field · Esc: close unchanged",
                          classes="form-help")
         yield Footer()
@@ -54,7 +68,9 @@ class FormScreen(ModalScreen):
             error.update(Text(errors.get(name, ""), style="red"))
             error.display = name in errors
         if errors:
-            self.query_one(f"#field-{next(iter(errors))}", Input).focus()
+            first = self.query_one(f"#field-{next(iter(errors))}", Input)
+            first.focus()
+            first.scroll_visible(animate=False)
         else:
             self.dismiss(result)
 
@@ -72,9 +88,9 @@ class DataForm(FormScreen):
         super().__init__()
         self.paths = {"embeddings": embeddings, "tabular": tabular}
 
-    def fields(self) -> dict[str, tuple[str, str]]:
-        return {"embeddings": ("Embeddings (fname, labels, emb_*)", self.paths["embeddings"]),
-                "tabular": ("Tabular (file, stft_*, mel_*, cqt_*)", self.paths["tabular"])}
+    def fields(self) -> dict[str, Field]:
+        return {"embeddings": Field("Embeddings (fname, labels, emb_*)", self.paths["embeddings"]),
+                "tabular": Field("Tabular (file, stft_*, mel_*, cqt_*)", self.paths["tabular"])}
 
     def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
         paths = {name: text.strip() for name, text in values.items()}
@@ -94,38 +110,16 @@ class PredictForm(DataForm):
         self.TITLE_TEXT = f"Predict unlabeled clips with {approach}"
 
 
-def whole_number(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return int(text.strip())
-        except ValueError:
-            raise ConfigError(f"{name} {text!r} is not a whole number.") from None
-    return parse
-
-
-def decimal(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            raise ConfigError(f"{name} {text!r} is not a number.") from None
-    return parse
-
-
-PARAMETERS: dict[str, tuple[str, Callable[[str], object], Callable[[RunConfig], str]]] = {
-    "layers": ("Hidden layers (e.g. 200,100)", parse_layers, lambda c: ",".join(map(str, c.layers))),
-    "epochs": ("Epochs", whole_number("Epochs"), lambda c: str(c.epochs)),
-    "bs": ("Batch size", whole_number("Batch size"), lambda c: str(c.bs)),
-    "ps": ("Dropout probability ps", decimal("Dropout"), lambda c: f"{c.ps:g}"),
-    "wd": ("Weight decay wd", decimal("Weight decay"), lambda c: f"{c.wd:g}"),
-    "seed": ("Training seed", whole_number("Seed"), lambda c: str(c.seed)),
-}
+FORM_SETTINGS = [s for s in SETTINGS if s.editable]  # the data files have their own form (d)
+SECTIONS = {"data": "Data", "split": "Split", "features": "Features", "model": "Model",
+            "training": "Training", "run": "Run"}
+PREPARED_BY = ("data", "split", "features")  # groups whose settings change the prepared dataset
 
 
 class ParamsForm(FormScreen):
-    """Edit the model's hyperparameters; dismisses with the changed RunConfig or None."""
+    """Every run setting the CLI has, from the run config's schema; dismisses with the new RunConfig or None."""
 
-    TITLE_TEXT = "Hyperparameters for the next run"
+    TITLE_TEXT = "Settings for the next run"
     HELP_TEXT = "Layer presets: " + " · ".join(f"{name} {','.join(map(str, sizes))}"
                                                for name, sizes in ARCHITECTURE_PRESETS.items())
 
@@ -133,19 +127,28 @@ class ParamsForm(FormScreen):
         super().__init__()
         self.config = config
 
-    def fields(self) -> dict[str, tuple[str, str]]:
-        return {name: (label, shown(self.config)) for name, (label, _, shown) in PARAMETERS.items()}
+    def fields(self) -> dict[str, Field]:
+        return {s.name: Field(s.name, s.format(getattr(self.config, s.name)), s.describe(),
+                              SECTIONS.get(s.group, s.group)) for s in FORM_SETTINGS}
 
     def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
         changes, errors = {}, {}
         for name, text in values.items():
             try:
-                value = PARAMETERS[name][1](text)
-                self.config.with_(**{name: value})  # the config's own range check, one field at a time
-                changes[name] = value
+                changes[name] = SETTINGS_BY_NAME[name].parse(text)
             except ConfigError as error:
                 errors[name] = str(error)
-        return (self.config.with_(**changes) if not errors else None), errors
+        if errors:
+            return None, errors
+        try:
+            return self.config.with_(**changes), {}
+        except ConfigError as error:  # settings that must agree (fold < n_folds): shown on the first changed
+            changed = [name for name, value in changes.items() if value != getattr(self.config, name)]
+            return None, {(changed or list(changes))[0]: str(error)}
+
+
+def changes_prepared_data(before: RunConfig, after: RunConfig) -> bool:
+    return any(getattr(before, s.name) != getattr(after, s.name) for s in SETTINGS if s.group in PREPARED_BY)
 
 
 class CloseableScreen(ModalScreen):
@@ -203,16 +206,29 @@ def pairs_grid(pairs: list[tuple[str, Text | str]], width: int) -> Table:
     return grid
 
 
+def setting_text(key: str, value) -> str:
+    """A recorded setting as the form and the CLI write it ('200,100', 'auto'); other keys as values read."""
+    setting = SETTINGS_BY_NAME.get(key)
+    return (setting.format(value) if setting is not None else value_text(value)) or "–"
+
+
+def is_default(key: str, value) -> bool:
+    setting = SETTINGS_BY_NAME.get(key)
+    return setting is not None and (tuple(value) if isinstance(value, list) else value) == setting.default
+
+
 def config_view(config: dict, width: int) -> list:
-    """A recorded config as read by a person: what differs from the default first, then every setting."""
-    defaults = RunConfig().to_dict()
-    changed = [(key, Text.assemble(value_text(value), (f"  (default {value_text(defaults[key])})", "dim"))
-                if key in defaults else value_text(value))
-               for key, value in config.items() if key not in defaults or value != defaults[key]]
+    """A recorded config as read by a person: what differs from the schema's defaults first, then every setting."""
+    def changed(key: str, value) -> Text:
+        if key not in SETTINGS_BY_NAME:
+            return Text(setting_text(key, value))
+        default = setting_text(key, SETTINGS_BY_NAME[key].default)
+        return Text.assemble(setting_text(key, value), (f"  (default {default})", "dim"))
+    differences = [(key, changed(key, value)) for key, value in config.items() if not is_default(key, value)]
     return [Text("Differences from the default (r re-runs exactly this)", style="bold underline"),
-            pairs_grid(changed, width) if changed else Text("none: every setting is the default"),
+            pairs_grid(differences, width) if differences else Text("none: every setting is the default"),
             Text("Full config", style="bold underline"),
-            pairs_grid([(key, value_text(value)) for key, value in config.items()], width)]
+            pairs_grid([(key, setting_text(key, value)) for key, value in config.items()], width)]
 
 
 class CompareScreen(CloseableScreen):
@@ -223,7 +239,6 @@ class CompareScreen(CloseableScreen):
         self.comparison = comparison
 
     def compose(self):
-        from engine.stats import format_p
         c = self.comparison
         a, b = c.run_a, c.run_b
         head = Table.grid(padding=(0, 2))
@@ -276,11 +291,13 @@ class HelpScreen(CloseableScreen):
             ("Workflow\n", "bold"),
             "1 Dataset: check what was merged, dropped and split (d loads other files, f changes features).\n",
             "2 LR finder: l runs it; v/s/m/g take a suggestion or e types an LR.\n",
-            "3 Training: t trains with the settings on screen (p edits them), c cancels; a queues the ablation\n"
-            "  (embeddings-only, tabular-only, both on the same split and seed).\n",
-            "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row, / filters;\n"
-            "  space marks runs: m compares two (paired test), e averages them (ensemble); x exports the table,\n"
-            "  s predicts unlabeled files (the demo test files by default) into a submission CSV.\n")
+            "3 Training: t trains with the settings on screen (p edits every setting), c cancels; a queues the\n"
+            "  ablation (embeddings-only, tabular-only, both on the same split and seed).\n",
+            "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row, / filters\n"
+            "  (Esc leaves the filter, Esc again clears it); space marks runs: m compares two (paired test),\n"
+            "  e averages them (ensemble); p pins a run on top; x exports the table, s predicts unlabeled files\n"
+            "  (the demo test files by default) into a submission CSV.\n",
+            "z zooms the active panel to the whole screen and back; j/k/g/G move in every table.\n")
         with KeyScroll(classes="dialog"):
             yield Static(workflow)
             yield Static(keys, id="help-keys")

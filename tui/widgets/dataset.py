@@ -114,6 +114,8 @@ class DatasetPanel(KeyScroll):
         self.body.update(Text.assemble(("Preparing ", "bold"), config.embeddings, " + ", config.tabular, " …"))
 
     def add_stage(self, stage: StageDone) -> None:
+        if self.summary is not None:
+            return  # a step after the summary (the warm-up's imports): the summary stays
         self._stages.append(stage)
         lines = Text("Preparing the dataset …\n", style="bold")
         for done in self._stages:

@@ -15,8 +15,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 
-from engine.events import RunRecord, DatasetSummary
-from tui.format import count, duration, is_number, layers_text, loss_text, lr_text, percent, short_date, short_id
+from engine.events import DatasetSummary, RunRecord
+from engine.workbench import can_predict
+from tui.format import count, duration, is_number, layers_text, loss_text, lr_text, percent, short_date
 from tui.screens import PredictForm, config_view
 from tui.widgets.table import KeyTable
 
@@ -79,7 +80,7 @@ COLUMNS = (
     Column("Ep", epochs_cell, lambda r: r.config.get("epochs")),
     Column("Features", lambda r: str(r.config.get("features", "")), lambda r: str(r.config.get("features", "")),
            max_width=8),
-    Column("Run", lambda r: short_id(r.run_id), lambda r: short_id(r.run_id)),
+    Column("Run", lambda r: r.short_id, lambda r: r.short_id),
     Column("Date", lambda r: short_date(r.created), lambda r: r.created),
     Column("Model", model_cell, model_cell, max_width=14),
     Column("Time", lambda r: duration(r.train_seconds) if r.train_seconds else "–", lambda r: r.train_seconds),
@@ -412,8 +413,8 @@ class ResultsPanel(Vertical):
         record = self._selected_or_say("predict with")
         if record is None:
             return
-        if record.status != "finished" or not record.model_path:
-            why = f"it is {record.status}" if record.status != "finished" else "it saved no model"
+        if not can_predict(record):
+            why = f"it is {record.status}" if record.status != "finished" else "it saved no model (random forest)"
             self.notify(f"Cannot predict with {record.approach}: {why}. Select a finished run with a saved model.",
                         severity="warning")
             return

@@ -136,23 +136,37 @@ class TrainingPanel(Vertical):
             self.query_one("#run-status", Static).update(next_run_text(config))
 
     def start(self, config: RunConfig) -> None:
+        lr = lr_text(config.lr) if config.lr is not None else f"from the LR finder ({config.lr_suggestion})"
+        self._begin(config.approach, Text.assemble(("Training ", "bold"), (config.approach, "bold cyan"),
+                                                   f" · LR {lr} · {config.epochs} epochs …"))
+
+    def start_rerun(self, approach: str) -> None:
+        """An ensemble's re-run: its members train one after another (each restarts the table), then average."""
+        self._begin(approach, Text.assemble(("Re-running ", "bold"), (approach, "bold cyan"),
+                                            ": each member with its recorded config, then their average …"))
+
+    def _begin(self, approach: str, status: Text) -> None:
         self._set_running(True)
+        self._clear_epochs()
+        self.progress.update(total=None, progress=0)
+        self._label(f"starting {approach} …")
+        self.query_one("#run-outcome", Static).update("")
+        self.query_one("#run-status", Static).update(status)
+
+    def _clear_epochs(self) -> None:
         self.epochs = []
         self.epoch_table.clear()
-        self.progress.update(total=None, progress=0)
-        self._label(f"starting {config.approach} …")
-        self.query_one("#run-outcome", Static).update("")
         self.query_one("#run-plot", PlotView).clear()
-        lr = lr_text(config.lr) if config.lr is not None else f"from the LR finder ({config.lr_suggestion})"
-        self.query_one("#run-status", Static).update(Text.assemble(
-            ("Training ", "bold"), (config.approach, "bold cyan"), f" · LR {lr} · {config.epochs} epochs …"))
 
     def show_batch(self, event: BatchEnded) -> None:
+        self._set_running(True)  # the next member of an ensemble's re-run, after the previous one finished
         self.progress.update(total=event.n_batches * event.n_epochs,
                              progress=event.epoch * event.n_batches + event.batch)
         self._label(f"epoch {event.epoch + 1}/{event.n_epochs}")
 
     def add_epoch(self, event: EpochEnded) -> None:
+        if event.epoch == 1 and self.epochs:
+            self._clear_epochs()  # a new run of the same job (an ensemble's next member)
         self.epochs.append(event)
         self.epoch_table.add_row(f"{event.epoch}/{event.n_epochs}", loss_text(event.train_loss),
                                  loss_text(event.valid_loss), percent(event.accuracy), percent(event.error_rate),
