@@ -36,6 +36,8 @@ ARCHITECTURE_PRESETS: dict[str, tuple[int, ...]] = {
     "4 layers": (512, 256, 128, 64),
 }
 LR_SUGGESTIONS = ("valley", "slide", "minimum", "steep")
+# The steps whose results a session caches, in order: each depends on its settings and every earlier step's.
+STEPS = ("data", "split", "features", "model")
 MODELS = ("mlp", "logreg", "linear_svm", "random_forest")
 MAX_LR = 10.0
 DEFAULT_WD = 0.01
@@ -55,6 +57,9 @@ class Setting:
     parse_text: Callable[[str], object] | None = None  # text → value, for values that are not plain numbers
     check_value: Callable[[object], None] | None = None  # extra check that raises ConfigError
     editable: bool = True  # False: set by the engine (lr_source) or by the front end's own widgets (paths)
+    # The first cached step whose result the setting changes (one of STEPS); by default the step its group
+    # names, and none (only the fit) for the training and run groups.
+    step: str = ""
     name: str = ""
     default: object = None
     kind: type = str
@@ -237,7 +242,7 @@ class RunConfig:
     # fastai Adam's default decoupled weight decay, which the notebook used implicitly
     wd: float = setting(DEFAULT_WD, "Weight decay", "model", low=0, high=10)
     # A training batch of one row breaks BatchNorm ("Expected more than 1 value per channel").
-    bs: int = setting(64, "Batch size", "training", low=2)
+    bs: int = setting(64, "Batch size", "training", low=2, step="model")
     epochs: int = setting(20, "Epochs of one-cycle training", "training", low=1)
     lr: float | None = setting(None, "Learning rate", "training", low=0, above=True, high=MAX_LR, none="auto",
                                parse_text=parse_lr)
@@ -246,9 +251,10 @@ class RunConfig:
     # How `lr` was chosen: the engine resolves an 'auto' LR once, and the run records the result.
     lr_source: str = setting("", "Where the LR came from: user, or the LR finder's suggestion", "training",
                              editable=False)
-    seed: int = setting(42, "Training seed (weights, batch order)", "training", low=0, high=2**32 - 1)
+    seed: int = setting(42, "Training seed (weights, batch order)", "training", low=0, high=2**32 - 1,
+                        step="model")
     sampling: str = setting("shuffle", "Train rows per epoch: each once, or drawn with replacement (stock fastai)",
-                            "training", choices=("shuffle", "replacement"))
+                            "training", choices=("shuffle", "replacement"), step="model")
     threads: int | None = setting(None, "Torch threads; auto is one, which is fastest on a shared 2-core box",
                                   "training", low=1, high=256, none="auto")
     name: str = setting("", "Approach name in the results table; empty derives one", "run")
@@ -322,7 +328,8 @@ def _settings(config_class) -> tuple[Setting, ...]:
             annotation = str(item.type)
             kind = int if annotation.startswith("int") else float if annotation.startswith("float") else str
         default = item.default if item.default is not MISSING else None
-        declared.append(replace(item.metadata["setting"], name=item.name, default=default, kind=kind))
+        step = item.metadata["setting"].step or (group if (group := item.metadata["setting"].group) in STEPS else "")
+        declared.append(replace(item.metadata["setting"], name=item.name, default=default, kind=kind, step=step))
     return tuple(declared)
 
 

@@ -19,7 +19,7 @@ from engine import clean as cleaning, features, labels, load, merge, split
 from engine.audit import audit_features
 from engine.clean import CleanData
 from engine.baselines import SAVED_BASELINES
-from engine.config import FEATURE_GROUPS, FEATURE_SETS, RunConfig
+from engine.config import FEATURE_GROUPS, FEATURE_SETS, SETTINGS, STEPS, RunConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
 from engine.events import (DatasetSummarised, DatasetSummary, LRFinderReady, Reporter, RunCancelled, RunFailed,
                            RunFinished, RunRecord, StageDone, ignore)
@@ -60,14 +60,15 @@ def audited_prefixes(config: RunConfig) -> tuple[str, ...]:
     return tuple(sorted(set(FEATURE_GROUPS.values()) | set(config.prefixes)))
 
 
+def step_key(config: RunConfig, step: str) -> tuple:
+    """What a cached step's result depends on: the settings each declares for it or an earlier step (its
+    `step` in engine.config), and the audited column groups."""
+    steps = STEPS[:STEPS.index(step) + 1]
+    return (audited_prefixes(config),) + tuple(getattr(config, s.name) for s in SETTINGS if s.step in steps)
+
+
 def data_key(config: RunConfig) -> tuple:
-    return (config.embeddings, config.tabular, config.key, config.bad_rows, config.label_mode,
-            audited_prefixes(config))
-
-
-def split_key(config: RunConfig) -> tuple:
-    return data_key(config) + (config.valid_pct, config.split_seed, config.fold, config.n_folds, config.test_pct,
-                               config.score_on)
+    return step_key(config, "data")
 
 
 def input_identity(config: RunConfig) -> tuple[str, str]:
@@ -76,12 +77,11 @@ def input_identity(config: RunConfig) -> tuple[str, str]:
 
 
 def features_key(config: RunConfig) -> tuple:
-    return split_key(config) + (config.prefixes, config.select_k, config.select_method, config.pca)
+    return step_key(config, "features")
 
 
 def model_key(config: RunConfig) -> tuple:
-    return features_key(config) + (config.model, config.layers, config.ps, config.wd, config.bs, config.seed,
-                                   config.sampling)
+    return step_key(config, "model")
 
 
 class Session:

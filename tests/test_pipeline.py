@@ -173,3 +173,16 @@ def test_an_edit_keeping_size_and_mtime_is_seen_by_a_running_session(session, sm
 
     after = session.prepare(config).classes
     assert renamed in after and before[0] not in after
+
+
+def test_cache_keys_follow_each_settings_declared_step():
+    from engine.pipeline import data_key, features_key, model_key
+    base = RunConfig()
+    assert data_key(base.with_(features="tabular", pca=4)) == data_key(base)  # feature sets share the clean data
+    assert data_key(base.with_(bad_rows="impute")) != data_key(base)
+    assert features_key(base.with_(layers=(400, 200))) == features_key(base)
+    assert features_key(base.with_(select_k=10)) != features_key(base)
+    # The LR finder's cache: the model and what it trains on, not the schedule the run uses afterwards.
+    assert model_key(base.with_(epochs=3, lr=3e-3, threads=1, name="x")) == model_key(base)
+    for changed in (dict(bs=32), dict(seed=1), dict(sampling="replacement"), dict(ps=0.5), dict(valid_pct=0.3)):
+        assert model_key(base.with_(**changed)) != model_key(base), changed
