@@ -241,6 +241,8 @@ class RunConfig:
     ps: float = setting(0.0, "Dropout probability", "model", low=0, high=0.95)
     # fastai Adam's default decoupled weight decay, which the notebook used implicitly
     wd: float = setting(DEFAULT_WD, "Weight decay", "model", low=0, high=10)
+    label_smoothing: float = setting(0.0, "Label smoothing of the single-label loss (fastai's, e.g. 0.1)", "model",
+                                     low=0, high=0.5)
     # A training batch of one row breaks BatchNorm ("Expected more than 1 value per channel").
     bs: int = setting(64, "Batch size", "training", low=2, step="model")
     epochs: int = setting(20, "Epochs of one-cycle training", "training", low=1)

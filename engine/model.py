@@ -17,9 +17,11 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.callback.core import event
 from fastai.learner import Learner
-from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.optimizer import Optimizer
 from fastai.tabular.model import TabularModel
+
+from engine.errors import ConfigError
 
 # Measured on the 2-core box with the app running (bench/threads): 1 thread is steadier than 2 when anything
 # else shares the cores, and loses little when nothing does.
@@ -165,7 +167,7 @@ def targets_tensor(targets: np.ndarray, multi_label: bool) -> torch.Tensor:
 
 def build_learner(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, *,
                   n_classes: int, layers: tuple[int, ...], ps: float, wd: float, bs: int, seed: int,
-                  sampling: str = "shuffle", multi_label: bool = False) -> Learner:
+                  sampling: str = "shuffle", multi_label: bool = False, label_smoothing: float = 0.0) -> Learner:
     """A fresh Learner with weights seeded by `seed`; y is class indices, or a 0/1 matrix for multi-label."""
     torch.manual_seed(seed)
     train = TensorLoader(torch.from_numpy(np.ascontiguousarray(x_train, np.float32)),
@@ -176,7 +178,11 @@ def build_learner(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray,
     dls = TensorDataLoaders(train, valid, path=tempfile.gettempdir())
     model = TabularModel(emb_szs=[], n_cont=x_train.shape[1], out_sz=n_classes, layers=list(layers),
                          ps=[ps] * len(layers) if ps else None)
-    loss_func = BCEWithLogitsLossFlat() if multi_label else CrossEntropyLossFlat()
+    if multi_label and label_smoothing:
+        raise ConfigError("Label smoothing applies to single-label runs (softmax).",
+                          hint="Use label_smoothing=0 with label_mode=multi.")
+    loss_func = (BCEWithLogitsLossFlat() if multi_label else LabelSmoothingCrossEntropyFlat(eps=label_smoothing)
+                 if label_smoothing else CrossEntropyLossFlat())
     # No fastai metrics: engine.train scores each epoch the way engine.evaluate scores the run.
     learner = QuickDispatchLearner(dls, model, loss_func=loss_func, opt_func=FusedAdam, wd=wd,
                       path=tempfile.gettempdir())

@@ -251,7 +251,8 @@ class Session:
         return model.build_learner(
             prepared.x_train, prepared.y_train, prepared.x_valid, prepared.y_valid,
             n_classes=len(prepared.classes), layers=config.layers, ps=config.ps, wd=config.wd, bs=config.bs,
-            seed=config.seed, sampling=config.sampling, multi_label=prepared.multi_label)
+            seed=config.seed, sampling=config.sampling, multi_label=prepared.multi_label,
+            label_smoothing=config.label_smoothing)
 
     def find_lr(self, config: RunConfig) -> LRFinderReady:
         """fastai's LR finder on this config's data and model; cached until either changes."""

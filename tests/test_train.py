@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 
 from engine.errors import TrainingDiverged
 from engine.model import build_learner, count_params
+from engine.store.history import load_history
 from engine.train import check_finite_inputs, fit
 
 
@@ -49,3 +51,22 @@ def test_sampling_with_replacement_repeats_rows_and_shuffle_does_not():
     drawn = torch.cat([b[1] for b in TensorLoader(x, y, bs=10, train=True, sampling="replacement")]).flatten()
     assert sorted(shuffled.tolist()) == list(range(100))
     assert len(set(drawn.tolist())) < 100
+
+
+def test_label_smoothing_is_one_setting_from_the_cli_to_the_loss(tmp_path, tiny_demo, run_cli):
+    """The example of adding a run setting: declared once in engine.config, used once in engine.model."""
+    x, y = arrays()
+    smoothed = build_learner(x, y, x, y, n_classes=4, layers=(8,), ps=0.0, wd=0.01, bs=32, seed=0,
+                             label_smoothing=0.1)
+    plain = build_learner(x, y, x, y, n_classes=4, layers=(8,), ps=0.0, wd=0.01, bs=32, seed=0)
+    logits, targets = torch.tensor([[20.0, 0, 0, 0]]), torch.tensor([0])
+    assert float(plain.loss_func(logits, targets)) < 1e-6  # a confident right answer costs nothing …
+    assert float(smoothed.loss_func(logits, targets)) > 1.0  # … unless the targets are smoothed
+
+    outcome = run_cli("run", "--embeddings", str(tiny_demo.embeddings), "--tabular", str(tiny_demo.tabular),
+                      "--results-dir", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models"),
+                      "--epochs", "1", "--bs", "8", "--lr", "1e-3", "--label-smoothing", "0.1")
+    assert outcome.code == 0, outcome.err
+    [record] = load_history(tmp_path / "results").records
+    assert record.config["label_smoothing"] == 0.1
+    assert run_cli("run", "--label-smoothing", "0.9").err.startswith("vggtab: Setting --label-smoothing=0.9")
