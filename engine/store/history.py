@@ -7,6 +7,7 @@ crash can at worst tear the last line, which `load_history` skips.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import typing
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -147,10 +149,6 @@ def load_history(results_dir) -> HistoryLoad:
     return HistoryLoad(records, warnings)
 
 
-_RECORD_TYPES = typing.get_type_hints(RunRecord)
-_CONFIG_TYPES = typing.get_type_hints(RunConfig)
-
-
 def record_from_row(row) -> RunRecord:
     """A RunRecord from one history row; ValueError saying what is wrong if it cannot be one.
 
@@ -160,48 +158,59 @@ def record_from_row(row) -> RunRecord:
     if not isinstance(row, dict):
         raise ValueError(f"it holds a {type(row).__name__}, not a run")
     values = {}
-    for f in fields(RunRecord):
-        if f.name not in row:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise ValueError(f"it has no {f.name!r} (a row from another version?)")
+    for name, hint, fits, required in _RECORD_FIELDS:
+        if name not in row:
+            if required:
+                raise ValueError(f"it has no {name!r} (a row from another version?)")
             continue
-        hint, value = _RECORD_TYPES[f.name], row[f.name]
-        _check_type(value, hint, f"its {f.name!r}")
+        value = row[name]
+        if not fits(value):
+            raise _wrong_type(f"its {name!r}", value, hint)
         if typing.get_origin(hint) is tuple:
             value = tuple(value)
         elif hint is float:
             value = float(value)
-        values[f.name] = value
+        values[name] = value
     for name, value in values["config"].items():
-        if name in _CONFIG_TYPES:  # null where a run has no such setting (an ensemble has no epochs)
-            _check_type(value, _CONFIG_TYPES[name] | None, f"its config {name!r}")
+        if name in _CONFIG_FIELDS and not _CONFIG_FIELDS[name][1](value):
+            raise _wrong_type(f"its config {name!r}", value, _CONFIG_FIELDS[name][0])
     for name, value in values.get("metrics", {}).items():
-        _check_type(value, str if name in TEXT_METRICS else float | None, f"its metric {name!r}")
+        hint = str if name in TEXT_METRICS else NUMBER_OR_NULL
+        if not _fits(hint)(value):
+            raise _wrong_type(f"its metric {name!r}", value, hint)
+    number_or_null = _fits(NUMBER_OR_NULL)
     for number, epoch in enumerate(values.get("history", ()), start=1):
         for name, value in epoch.items():
-            _check_type(value, float | None, f"its epoch {number} {name!r}")
+            if not number_or_null(value):
+                raise _wrong_type(f"its epoch {number} {name!r}", value, NUMBER_OR_NULL)
     return RunRecord(**values)
 
 
-def _check_type(value, hint, what: str) -> None:
-    if not _matches(value, hint):
-        raise ValueError(f"{what} is {reprlib.repr(value)}, not {_described(hint)}")
+def _wrong_type(what: str, value, hint) -> ValueError:
+    return ValueError(f"{what} is {reprlib.repr(value)}, not {_described(hint)}")
 
 
-def _matches(value, hint) -> bool:
-    """`value` as JSON holds it fits `hint` (tuples are lists; an int is a float); hints it cannot judge pass."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in args)
-    if hint is type(None):
-        return value is None
-    if origin is tuple:
-        return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(hint, type):
-        return isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
-    return True
+@functools.cache
+def _fits(hint) -> Callable[[object], bool]:
+    """A test that a value as json.loads makes it fits `hint` (tuples are lists; an int is a float; True is no
+    number); hints it cannot judge pass. Built once per hint and by exact JSON type, as a history of thousands
+    of runs checks tens of values per line."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    exact, tests = set(), []
+    for arg in args:
+        if arg is float:
+            exact |= {int, float}
+        elif arg is type(None) or isinstance(arg, type):
+            exact.add(arg)
+        elif typing.get_origin(arg) is tuple:
+            item = _fits(typing.get_args(arg)[0])
+            tests.append(lambda value: type(value) is list and all(item(v) for v in value))
+        else:
+            return lambda value: True
+    exact = frozenset(exact)
+    if not tests:
+        return lambda value: type(value) in exact
+    return lambda value: type(value) in exact or any(test(value) for test in tests)
 
 
 def _described(hint) -> str:
@@ -212,3 +221,12 @@ def _described(hint) -> str:
         return f"a list of {_described(args[0]).removeprefix('a ')}s"
     return {type(None): "null", float: "a number", int: "a whole number", str: "text", bool: "true or false",
             dict: "a mapping"}.get(hint, f"a {getattr(hint, '__name__', hint)}")
+
+
+NUMBER_OR_NULL = float | None
+# (name, type, its test, required) per RunRecord field, and (type, test) per RunConfig setting; null is any
+# setting's value in a run that lacks it (an ensemble has no epochs).
+_RECORD_HINTS = typing.get_type_hints(RunRecord)
+_RECORD_FIELDS = [(f.name, _RECORD_HINTS[f.name], _fits(_RECORD_HINTS[f.name]),
+                   f.default is MISSING and f.default_factory is MISSING) for f in fields(RunRecord)]
+_CONFIG_FIELDS = {name: (hint | None, _fits(hint | None)) for name, hint in typing.get_type_hints(RunConfig).items()}
