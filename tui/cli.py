@@ -39,16 +39,18 @@ CLI_WORDS = {"results_dir": "--results-dir", "models_dir": "--models-dir", "out"
 SWITCHES = {"force": "--force", "allow_outside": "--allow-outside-models"}
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, to_predict: bool = False) -> None:
+    """The two files (the training files, or with `to_predict` new clips without labels), their key and the
+    folders runs are kept in."""
     group = parser.add_argument_group("data")
-    group.add_argument("--embeddings", default=DEMO_EMBEDDINGS, metavar="PATH",
-                       help="embeddings CSV/Parquet: fname, labels, emb_0..emb_127 (default: the demo data)")
-    group.add_argument("--tabular", default=DEMO_TABULAR, metavar="PATH",
-                       help="tabular CSV/Parquet: file, stft_*, mel_*, cqt_* (default: the demo data)")
-    group.add_argument("--key", default=None, metavar="NAME",
-                       help="key column, in one or both files (default: finds fname or file)")
-    group.add_argument("--results-dir", default="results", metavar="DIR", help="run history and CSVs")
-    group.add_argument("--models-dir", default="models", metavar="DIR", help="exported models")
+    clips, demo = ("clips to predict, no labels needed", "test clips") if to_predict else ("fname, labels", "data")
+    group.add_argument("--embeddings", default=DEMO_TEST_EMBEDDINGS if to_predict else DEMO_EMBEDDINGS,
+                       metavar="PATH", help=f"embeddings CSV/Parquet: {clips}, emb_0..emb_127 (default: the demo {demo})")
+    group.add_argument("--tabular", default=DEMO_TEST_TABULAR if to_predict else DEMO_TABULAR, metavar="PATH",
+                       help=f"tabular CSV/Parquet: file, stft_*, mel_*, cqt_* (default: the demo {demo})")
+    group.add_argument("--key", default=None, metavar="NAME", help="key column, in one or both files (default: "
+                       + ("the model's, else " if to_predict else "finds ") + "fname or file)")
+    add_folder_arguments(group)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -500,7 +502,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
+def add_folder_arguments(parser) -> None:
     parser.add_argument("--results-dir", default="results", metavar="DIR",
                         help="run history, results CSVs and submissions (default: results)")
     parser.add_argument("--models-dir", default="models", metavar="DIR", help="saved models (default: models)")
@@ -533,16 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "written as a submission CSV (fname + one column per class)")
     predict.add_argument("--model", required=True, metavar="RUN",
                          help="run id (or its start or end), approach name (its latest run), or a .pkl vggtab saved")
-    predict.add_argument("--embeddings", default=DEMO_TEST_EMBEDDINGS, metavar="PATH",
-                         help="embeddings of the clips to predict; no labels needed (default: the demo test clips)")
-    predict.add_argument("--tabular", default=DEMO_TEST_TABULAR, metavar="PATH",
-                         help="tabular features of the same clips (default: the demo test clips)")
-    predict.add_argument("--key", default=None, metavar="NAME",
-                         help="key column (default: the model's, else fname or file)")
+    add_data_arguments(predict, to_predict=True)
     predict.add_argument("--out", default=None, metavar="PATH",
                          help="default: RESULTS_DIR/submission_<approach>.csv")
     predict.add_argument("--force", action="store_true", help="replace an earlier submission at --out")
-    add_folder_arguments(predict)
     add_outside_models_argument(predict)
     ablate = commands.add_parser("ablate", help="run embeddings-only, tabular-only and both on one split, then "
                                                 "the paired test between both and embeddings")
