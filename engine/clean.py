@@ -20,7 +20,7 @@ from engine.labels import Labelled, label_count_distribution
 from engine.merge import Matching, Merged
 
 # Bump when merge, audit or labels change what they produce, so results of older code are not reused.
-CLEAN_FORMAT = 1
+CLEAN_FORMAT = 2
 METADATA_KEY = b"vggtab.clean"
 
 

@@ -210,6 +210,8 @@ class RunConfig:
                               editable=False)
     tabular: str = setting(DEMO_TABULAR, "Tabular CSV/Parquet: file, stft_*, mel_*, cqt_*", "data", editable=False)
     key: str | None = setting(None, "Key column, in one or both files", "data", none="auto")
+    key_normalise: str = setting("off", "Match keys as written (off), or ignoring case, folders and extension (on)",
+                                 "data", choices=("off", "on"))
     bad_rows: str = setting("drop", "Rows with NaN/inf features: drop them, or impute the train median", "data",
                             choices=("drop", "impute"))
     label_mode: str = setting("single", "single: one-label clips, softmax; multi: all clips, sigmoid", "data",

@@ -63,6 +63,7 @@ def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fnam
     multi = int((counts > 1).sum())
     if mode == "single" and multi:
         warnings.append(f"{multi:,} clips with 2+ labels are left out (label_mode=single).")
+    warnings.extend(_same_but_for_case_or_spacing(Counter(name for names in per_row for name in names)))
     small = sorted(name for name in classes if class_sizes[name] < SMALL_CLASS)
     if small:
         listed = name_list(f"{name} ({class_sizes[name]})" for name in small)
@@ -70,6 +71,20 @@ def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fnam
     return Labelled(frame=kept, classes=classes, class_sizes={name: class_sizes[name] for name in classes},
                     label_counts=label_count_distribution(frame[LABELS]),
                     dropped_empty=tuple(keys[empty].astype(str)), warnings=tuple(warnings))
+
+
+def _same_but_for_case_or_spacing(clips: Counter) -> list[str]:
+    """'Bark' and 'bark ', 'Acoustic_guitar' and 'Acoustic guitar': separate classes a user most likely meant as one."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(clips):
+        groups.setdefault(" ".join(name.replace("_", " ").split()).casefold(), []).append(name)
+    alike = [names for names in groups.values() if len(names) > 1]
+    if not alike:
+        return []
+    listed = "; ".join(" vs ".join(f"{name!r} ({clips[name]:,})" for name in names) for names in alike[:5])
+    more = f" … (+{len(alike) - 5} more)" if len(alike) > 5 else ""
+    return [f"{len(alike):,} labels differ from another only in case or spacing, so they are separate classes: "
+            f"{listed}{more}. Fix the labels column if each pair is one class."]
 
 
 def classes_have(count: int) -> str:

@@ -42,10 +42,11 @@ class Merged(Matching):
 
 
 def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_path: str, tabular_path: str,
-                 key: str | None = None, labels_required: bool = True) -> Merged:
+                 key: str | None = None, labels_required: bool = True, normalise_keys: bool = False) -> Merged:
     """Inner-join on the key column; duplicate keys keep their first row, unmatched rows are counted.
 
     Clips to predict need no labels (`labels_required=False`): without a labels column, `labels` is empty.
+    `normalise_keys` matches keys ignoring case, folders and extension case ("Audio/A.WAV" ~ "a.wav").
     """
     # A named key need only be in one file: the other may keep its fname/file (the notebook's files differ).
     named_somewhere = key is not None and (key in embeddings.columns or key in tabular.columns)
@@ -54,9 +55,14 @@ def merge_tables(embeddings: pd.DataFrame, tabular: pd.DataFrame, *, embeddings_
     emb, tab = sides
     warnings = [warning for side in sides for warning in side.warnings]
 
-    positions = pd.Index(tab.keys).get_indexer(emb.keys)
-    if not (positions >= 0).any():
-        positions = _match_on_stems(emb, tab, warnings)
+    if normalise_keys:
+        positions = _match_normalised(emb, tab)
+    else:
+        positions = pd.Index(tab.keys).get_indexer(emb.keys)
+        if not (positions >= 0).any():
+            positions = _match_on_stems(emb, tab, warnings)
+        else:
+            warnings.extend(_offer_normalising(emb, tab, positions))
     matched_emb = np.flatnonzero(positions >= 0)
     matched_tab = positions[matched_emb]
     unmatched_emb = np.setdiff1d(np.arange(len(emb.keys)), matched_emb)
@@ -140,13 +146,61 @@ def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:
             f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; "
             f"{tab.path} has e.g. {', '.join(tab.keys[:EXAMPLES])}.",
             hint="Check that both files describe the same clips, or set `key` to the column that holds the clip file names.")
+    first = int(np.flatnonzero(positions >= 0)[0])
     warnings.append(f"No keys matched as written; matched {int((positions >= 0).sum()):,} clips on file names "
-                    f"without folders or extensions (e.g. {emb.keys[0]} ~ {tab.keys[0]}).")
+                    f"without folders or extensions (e.g. {emb.keys[first]} ~ {tab.keys[positions[first]]}).")
     return positions
 
 
 def _stems(keys: np.ndarray) -> list[str]:
     return [PureWindowsPath(PurePosixPath(k).name).stem for k in keys]
+
+
+def normalised_keys(keys) -> np.ndarray:
+    """'Audio/Dog_1.WAV' and 'dog_1.wav' → 'dog_1.wav': the file name without folders, in lower case."""
+    return np.array([PureWindowsPath(PurePosixPath(k).name).name.casefold() for k in keys], dtype=object)
+
+
+def _match_normalised(emb: _Side, tab: _Side) -> np.ndarray:
+    """key_normalise=on: match on normalised keys, which must stay unique on each side."""
+    normalised = []
+    for side in (emb, tab):
+        keys = pd.Index(normalised_keys(side.keys))
+        if not keys.is_unique:
+            clash = keys[keys.duplicated()][0]
+            examples = ", ".join(side.keys[keys == clash][:EXAMPLES])
+            raise InputError(f"With key_normalise=on, {keys.duplicated().sum():,} {side.key} values of {side.path} "
+                             f"become the same as another (e.g. {examples} are all {clash!r}).",
+                             hint="Rename those clips so they differ by more than case or folder, or set "
+                                  "key_normalise=off.")
+        normalised.append(keys)
+    positions = normalised[1].get_indexer(normalised[0])
+    if not (positions >= 0).any():
+        raise InputError(
+            f"No {emb.key} in {emb.path} matches a {tab.key} in {tab.path}, even ignoring case and folders: "
+            f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; {tab.path} has e.g. "
+            f"{', '.join(tab.keys[:EXAMPLES])}.",
+            hint="Check that both files describe the same clips, or name the key column with the key setting.")
+    return positions
+
+
+def _offer_normalising(emb: _Side, tab: _Side, positions: np.ndarray) -> list[str]:
+    """Some keys matched as written and some did not: say how many of the others would match normalised."""
+    unmatched_emb = np.flatnonzero(positions < 0)
+    unmatched_tab = np.setdiff1d(np.arange(len(tab.keys)), positions[positions >= 0])
+    if not len(unmatched_emb) or not len(unmatched_tab):
+        return []
+    spare = pd.Series(unmatched_tab, index=normalised_keys(tab.keys[unmatched_tab]))
+    spare = spare[~spare.index.duplicated(keep=False)]
+    partner = spare.reindex(normalised_keys(emb.keys[unmatched_emb])).to_numpy()
+    rescued = ~np.isnan(partner)
+    if not rescued.any():
+        return []
+    pairs = [f"{emb.keys[i]} ~ {tab.keys[int(j)]}"
+             for i, j in zip(unmatched_emb[rescued][:EXAMPLES], partner[rescued][:EXAMPLES])]
+    return [f"{int(rescued.sum()):,} of the {len(unmatched_emb):,} clips of {emb.path} without a row in {tab.path} "
+            f"match one when case, folders and extension case are ignored (e.g. {'; '.join(pairs)}); "
+            f"set key_normalise=on to match them."]
 
 
 def _labels(emb: _Side, tab: _Side, matched_emb: np.ndarray, matched_tab: np.ndarray,

@@ -145,7 +145,8 @@ class Session:
         tabular = self._load(config.tabular, "tabular")
         started = time.perf_counter()
         merged = merge.merge_tables(embeddings.frame, tabular.frame, embeddings_path=config.embeddings,
-                                    tabular_path=config.tabular, key=config.key)
+                                    tabular_path=config.tabular, key=config.key,
+                                    normalise_keys=config.key_normalise == "on")
         self._stage("merge", started, f"{merged.matched:,} matched; {merged.unmatched_embeddings:,} embeddings "
                                       f"and {merged.unmatched_tabular:,} tabular rows unmatched")
         started = time.perf_counter()

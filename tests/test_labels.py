@@ -74,3 +74,13 @@ def test_no_class_left():
 def test_missing_labels_column():
     with pytest.raises(InputError, match="no 'labels' column"):
         filter_labels(frame(["a", "b"]).drop(columns="labels"))
+
+
+def test_labels_that_differ_only_in_case_or_spacing_are_reported():
+    frame = pd.DataFrame({"fname": [f"{i}.wav" for i in range(7)],
+                          "labels": ["Bark", "Bark", "bark", "Acoustic_guitar", "Acoustic  guitar", "Purr", "Purr"]})
+    warnings = filter_labels(frame).warnings
+    [alike] = [w for w in warnings if "case or spacing" in w]
+    assert alike.startswith("2 labels differ from another only in case or spacing")
+    assert "'Acoustic  guitar' (1) vs 'Acoustic_guitar' (1)" in alike and "'Bark' (2) vs 'bark' (1)" in alike
+    assert not [w for w in filter_labels(frame[frame.labels.isin(["Bark", "Purr"])]).warnings if "case" in w]

@@ -118,3 +118,31 @@ def test_keys_that_do_not_overlap_show_examples_from_both_sides():
 def test_no_labels_column_in_either_file():
     message = error(embeddings(["a"]), tabular(["a"]))
     assert "Neither emb.csv nor tab.csv has a 'labels' column" in message
+
+
+def test_keys_in_another_case_are_counted_with_real_pairs_and_normalising_matches_them():
+    names = [f"clip_{i}.wav" for i in range(10)]
+    emb = embeddings(names, ["Bark"] * 10)
+    tab = tabular(names[:3] + [f"Audio/{n.upper()}" for n in names[3:9]] + ["other.wav"])
+    merged = merge(emb, tab)
+    assert merged.matched == 3
+    [offer] = [w for w in merged.warnings if "key_normalise=on" in w]
+    assert offer.startswith("6 of the 7 clips of emb.csv without a row in tab.csv match one when case, folders")
+    assert "clip_3.wav ~ Audio/CLIP_3.WAV; clip_4.wav ~ Audio/CLIP_4.WAV; clip_5.wav ~ Audio/CLIP_5.WAV" in offer
+
+    normalised = merge(emb, tab, normalise_keys=True)
+    assert normalised.matched == 9 and normalised.unmatched_embeddings == 1
+    assert list(normalised.frame["stft_mean_0"]) == [i * 10.0 for i in range(9)]
+    assert not any("key_normalise" in w for w in normalised.warnings)
+
+
+def test_keys_that_collide_once_normalised_are_refused_by_name():
+    emb = embeddings(["a.wav", "A.WAV", "b.wav"], ["Bark", "Purr", "Hiss"])
+    with pytest.raises(InputError, match=r"key_normalise=on, 1 fname values of emb.csv .* a\.wav, A\.WAV"):
+        merge(emb, tabular(["a.wav", "b.wav"]), normalise_keys=True)
+
+
+def test_the_re_match_on_file_names_names_a_pair_that_matched():
+    emb = embeddings(["x/zzz.wav", "a/b.wav"], ["Bark", "Purr"])
+    merged = merge(emb, tabular(["b", "q"]))
+    assert any("(e.g. a/b.wav ~ b)" in w for w in merged.warnings)
