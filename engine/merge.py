@@ -141,15 +141,19 @@ def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:
     if tab_index.is_unique and pd.Index(emb_stems).is_unique:
         positions = tab_index.get_indexer(emb_stems)
     if not (positions >= 0).any():
-        raise InputError(
-            f"No {emb.key} in {emb.path} matches a {tab.key} in {tab.path}: "
-            f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; "
-            f"{tab.path} has e.g. {', '.join(tab.keys[:EXAMPLES])}.",
-            hint="Check that both files describe the same clips, or set `key` to the column that holds the clip file names.")
+        raise _no_key_matches(emb, tab)
     first = int(np.flatnonzero(positions >= 0)[0])
     warnings.append(f"No keys matched as written; matched {int((positions >= 0).sum()):,} clips on file names "
                     f"without folders or extensions (e.g. {emb.keys[first]} ~ {tab.keys[positions[first]]}).")
     return positions
+
+
+def _no_key_matches(emb: _Side, tab: _Side, how: str = "") -> InputError:
+    return InputError(f"No {emb.key} in {emb.path} matches a {tab.key} in {tab.path}{how}: "
+                      f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; "
+                      f"{tab.path} has e.g. {', '.join(tab.keys[:EXAMPLES])}.",
+                      hint="Check that both files describe the same clips, or set `key` to the column that holds "
+                           "the clip file names.")
 
 
 def _stems(keys: np.ndarray) -> list[str]:
@@ -176,11 +180,7 @@ def _match_normalised(emb: _Side, tab: _Side) -> np.ndarray:
         normalised.append(keys)
     positions = normalised[1].get_indexer(normalised[0])
     if not (positions >= 0).any():
-        raise InputError(
-            f"No {emb.key} in {emb.path} matches a {tab.key} in {tab.path}, even ignoring case and folders: "
-            f"{emb.path} has e.g. {', '.join(emb.keys[:EXAMPLES])}; {tab.path} has e.g. "
-            f"{', '.join(tab.keys[:EXAMPLES])}.",
-            hint="Check that both files describe the same clips, or name the key column with the key setting.")
+        raise _no_key_matches(emb, tab, ", even ignoring case and folders")
     return positions
 
 
