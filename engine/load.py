@@ -47,13 +47,15 @@ _cache_writes: dict[Path, threading.Thread] = {}
 _fingerprints: dict[Path, tuple[tuple, str]] = {}
 # A file changed this recently may change again within the same ctime tick: its fingerprint is not remembered.
 SETTLED_NS = 1_000_000_000
-DELIMITERS = (",", ";", "\t")
+DELIMITERS = (",", ";", "\t", "|")
 # Leading bytes of binary formats users mistake for tables, with what to do about each.
 BINARY_SIGNATURES = {
     b"\x80": ("a Python pickle", "Export the DataFrame with df.to_csv(...) or df.to_parquet(...)."),
     b"PK\x03\x04": ("a zip or Excel file", "Unzip it, or save the sheet as CSV."),
     b"\x1f\x8b": ("gzip-compressed", "Decompress it first (gunzip)."),
     b"\x93NUMPY": ("a NumPy array", "Save it as a table with column names (CSV or Parquet)."),
+    b"\xff\xfe": ("UTF-16 text", "Re-save the file as UTF-8 CSV."),
+    b"\xfe\xff": ("UTF-16 text", "Re-save the file as UTF-8 CSV."),
 }
 
 

@@ -134,7 +134,7 @@ def _find_key(frame: pd.DataFrame, path: str, key: str | None, named_somewhere: 
 
 
 def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:
-    """No key matched as written: retry on bare file names ("audio/a.wav" and "a" both become "a")."""
+    """No key matched as written: retry on bare file names in lower case ("audio/A.wav" and "a" become "a")."""
     emb_stems, tab_stems = _stems(emb.keys), _stems(tab.keys)
     positions = np.full(len(emb.keys), -1)
     tab_index = pd.Index(tab_stems)
@@ -144,7 +144,7 @@ def _match_on_stems(emb: _Side, tab: _Side, warnings: list[str]) -> np.ndarray:
         raise _no_key_matches(emb, tab)
     first = int(np.flatnonzero(positions >= 0)[0])
     warnings.append(f"No keys matched as written; matched {int((positions >= 0).sum()):,} clips on file names "
-                    f"without folders or extensions (e.g. {emb.keys[first]} ~ {tab.keys[positions[first]]}).")
+                    f"without folders, extensions or case (e.g. {emb.keys[first]} ~ {tab.keys[positions[first]]}).")
     return positions
 
 
@@ -157,7 +157,7 @@ def _no_key_matches(emb: _Side, tab: _Side, how: str = "") -> InputError:
 
 
 def _stems(keys: np.ndarray) -> list[str]:
-    return [PureWindowsPath(PurePosixPath(k).name).stem for k in keys]
+    return [PureWindowsPath(PurePosixPath(k).name).stem.casefold() for k in keys]
 
 
 def normalised_keys(keys) -> np.ndarray:
@@ -198,9 +198,13 @@ def _offer_normalising(emb: _Side, tab: _Side, positions: np.ndarray) -> list[st
         return []
     pairs = [f"{emb.keys[i]} ~ {tab.keys[int(j)]}"
              for i, j in zip(unmatched_emb[rescued][:EXAMPLES], partner[rescued][:EXAMPLES])]
-    return [f"{int(rescued.sum()):,} of the {len(unmatched_emb):,} clips of {emb.path} without a row in {tab.path} "
-            f"match one when case, folders and extension case are ignored (e.g. {'; '.join(pairs)}); "
-            f"set key_normalise=on to match them."]
+    found = (f"{int(rescued.sum()):,} of the {len(unmatched_emb):,} clips of {emb.path} without a row in {tab.path} "
+             f"match one when case, folders and extension case are ignored (e.g. {'; '.join(pairs)})")
+    matched = int((positions >= 0).sum())
+    if rescued.sum() > matched:  # most clips would be lost: training on the few left is not what the user wants
+        raise InputError(f"Only {matched:,} clips matched as written, but {found}.",
+                         hint="Set key_normalise=on to match them, or fix the keys in one file.")
+    return [f"{found}; set key_normalise=on to match them."]
 
 
 def _labels(emb: _Side, tab: _Side, matched_emb: np.ndarray, matched_tab: np.ndarray,

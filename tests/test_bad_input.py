@@ -4,9 +4,13 @@ of imports each); tests/test_faults.py drives real subprocesses where the proces
 
 from __future__ import annotations
 
+import builtins
 import errno
+import gzip
 import os
 import pickle
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,7 @@ class Inputs:
     tabular: pd.DataFrame | None
     embeddings_path: Path
     tabular_path: Path
+    monkeypatch: pytest.MonkeyPatch
 
     def rename_clip(self, row: int, name: str) -> tuple[int, int]:
         """Give embeddings row `row` and its tabular partner the key `name`; returns both row positions."""
@@ -50,9 +55,10 @@ def demo_tables(tiny_demo):
 
 
 @pytest.fixture
-def inputs(tmp_path, demo_tables):
+def inputs(tmp_path, demo_tables, monkeypatch):
     embeddings, tabular = demo_tables
-    return Inputs(tmp_path, embeddings.copy(), tabular.copy(), tmp_path / "emb.csv", tmp_path / "tab.csv")
+    return Inputs(tmp_path, embeddings.copy(), tabular.copy(), tmp_path / "emb.csv", tmp_path / "tab.csv",
+                  monkeypatch)
 
 
 @pytest.fixture
@@ -168,6 +174,19 @@ def models_folder_is_a_file(inputs: Inputs) -> None:
     (inputs.folder / "models").write_text("not a folder")
 
 
+def byte_order_mark(inputs: Inputs) -> None:
+    inputs.embeddings_path.write_text(inputs.embeddings.to_csv(index=False), encoding="utf-8-sig")
+
+
+def pipe_delimited(inputs: Inputs) -> None:
+    inputs.tabular_path.write_text(inputs.tabular.to_csv(index=False, sep="|"))
+
+
+def beyond_float32(inputs: Inputs) -> None:
+    _, partner = inputs.rename_clip(2, "huge.wav")
+    inputs.tabular.loc[inputs.tabular.index[partner], "stft_mean_1"] = 1e39
+
+
 def untouched(inputs: Inputs) -> None:
     pass
 
@@ -207,6 +226,13 @@ CASES = [
                  id="all-NaN column"),
     pytest.param(infinities, (), RAN, ["dropped plus_inf.wav: inf in emb_3", "dropped minus_inf.wav: inf in mel_std_0"],
                  id="inf values"),
+    pytest.param(byte_order_mark, (), RAN, ["Valid accuracy"], id="UTF-8 byte order mark"),
+    pytest.param(pipe_delimited, (), RAN, ["Valid accuracy"], id="pipe-delimited"),
+    pytest.param(beyond_float32, (), RAN, ["dropped huge.wav: beyond float32 (±3.4e38) in stft_mean_1 = 1e+39"],
+                 id="value beyond float32, dropped"),
+    pytest.param(beyond_float32, ("--bad-rows", "impute"), RAN,
+                 ["imputed huge.wav: beyond float32 (±3.4e38) in stft_mean_1 = 1e+39", "Valid accuracy"],
+                 id="value beyond float32, imputed"),
     pytest.param(constant_column, (), RAN, ["warning: Columns emb_5 have one value in every row"],
                  id="constant column"),
     pytest.param(one_class_left, (), ERROR, ["Training needs at least 2 classes, but only 'Bark'",
@@ -328,3 +354,231 @@ def test_a_model_file_from_another_tool_is_refused_by_name(tmp_path, name, conte
     (models / name).write_bytes(content)
     with pytest.raises(StorageError, match=rf"{name} is not a vggtab model\.\nPick a file that vggtab saved"):
         load_model(models / name, models_dir=models)
+
+
+# ------------------------------------------------------------------- more bad input, after earlier runs
+# Each case starts from the results and models of an earlier good run, and must leave every byte of them as it
+# was (the history may only grow by the refused run's own line).
+
+def tabular_directory(inputs: Inputs) -> None:
+    inputs.tabular_path.mkdir()
+
+
+def blank_lines_only(inputs: Inputs) -> None:
+    inputs.tabular_path.write_text("\n\n   \n")
+
+
+def header_only(inputs: Inputs) -> None:
+    inputs.tabular_path.write_text(",".join(inputs.tabular.columns) + "\n")
+
+
+def latin1_label(inputs: Inputs) -> None:
+    inputs.embeddings.loc[inputs.embeddings.index[4], "labels"] = "Caf\u00e9"
+    inputs.embeddings_path.write_bytes(inputs.embeddings.to_csv(index=False).encode("latin-1"))
+
+
+def utf16_text(inputs: Inputs) -> None:
+    inputs.embeddings_path.write_text(inputs.embeddings.to_csv(index=False), encoding="utf-16")
+
+
+def gzipped_csv(inputs: Inputs) -> None:
+    inputs.tabular_path.write_bytes(gzip.compress(inputs.tabular.to_csv(index=False).encode()))
+
+
+def excel_file(inputs: Inputs) -> None:
+    with zipfile.ZipFile(inputs.tabular_path, "w") as sheet:
+        sheet.writestr("xl/workbook.xml", "<workbook/>")
+
+
+def numpy_array(inputs: Inputs) -> None:
+    with open(inputs.embeddings_path, "wb") as handle:
+        np.save(handle, np.zeros((3, 3)))
+
+
+def damaged_parquet(inputs: Inputs) -> None:
+    inputs.tabular_path = inputs.folder / "tab.parquet"
+    inputs.tabular_path.write_bytes(b"PAR1" + bytes(range(256)) * 4)
+
+
+def parquet_without_key(inputs: Inputs) -> None:
+    inputs.tabular_path = inputs.folder / "tab.parquet"
+    inputs.tabular.drop(columns="file").to_parquet(inputs.tabular_path)
+
+
+def parquet_without_rows(inputs: Inputs) -> None:
+    inputs.tabular_path = inputs.folder / "tab.parquet"
+    inputs.tabular.iloc[:0].to_parquet(inputs.tabular_path)
+
+
+def repeated_column(inputs: Inputs) -> None:
+    text = inputs.tabular.to_csv(index=False)
+    header, rest = text.split("\n", 1)
+    inputs.tabular_path.write_text(header.replace("mel_std_1", "mel_std_0") + "\n" + rest)
+
+
+def cut_off_last_row(inputs: Inputs) -> None:
+    text = inputs.tabular.to_csv(index=False)
+    inputs.tabular_path.write_text(text[:text.rstrip("\n").rfind(",")] + "\n")
+
+
+def text_in_an_embedding(inputs: Inputs) -> None:
+    _, partner = inputs.rename_clip(3, "wordy.wav")
+    inputs.embeddings = inputs.embeddings.astype({"emb_4": object})
+    inputs.embeddings.loc[inputs.embeddings.index[3], "emb_4"] = "n.a."
+
+
+def every_row_has_a_gap(inputs: Inputs) -> None:
+    even = np.arange(len(inputs.tabular)) % 2 == 0
+    inputs.tabular.loc[even, "mel_mean_0"] = np.nan
+    inputs.tabular.loc[~even, "cqt_mean_0"] = np.nan
+
+
+def every_row_overflows(inputs: Inputs) -> None:
+    inputs.tabular["stft_mean_1"] = 1e39
+
+
+def every_label_blank(inputs: Inputs) -> None:
+    inputs.embeddings["labels"] = ""
+
+
+def only_multi_label_clips(inputs: Inputs) -> None:
+    inputs.embeddings["labels"] = "Bark,Growl"
+
+
+def every_key_blank(inputs: Inputs) -> None:
+    inputs.embeddings["fname"] = ""
+
+
+def most_keys_upper_case(inputs: Inputs) -> None:
+    inputs.tabular.loc[inputs.tabular.index[5:], "file"] = inputs.tabular["file"][5:].str.upper()
+
+
+def keys_collide_when_normalised(inputs: Inputs) -> None:
+    inputs.embeddings = pd.concat([inputs.embeddings, inputs.embeddings.iloc[:1].assign(
+        fname=lambda f: f["fname"].str.upper())])
+
+
+def key_column_without_features(inputs: Inputs) -> None:
+    inputs.tabular = inputs.tabular[["file"]]
+
+
+def unreadable_file(inputs: Inputs) -> None:
+    """As root, chmod does not stop reads: refuse opening the file as a permission-less mount would."""
+    real_open, refused = builtins.open, str(inputs.tabular_path.resolve())
+
+    def open_(file, *args, **kwargs):
+        if str(file) == refused:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), refused)
+        return real_open(file, *args, **kwargs)
+    inputs.tabular.to_csv(inputs.tabular_path, index=False)
+    inputs.monkeypatch.setattr(builtins, "open", open_)
+
+
+def named_pipe(inputs: Inputs) -> None:
+    os.mkfifo(inputs.tabular_path)
+
+
+def broken_symlink(inputs: Inputs) -> None:
+    inputs.tabular = None
+    inputs.tabular_path.symlink_to(inputs.folder / "moved-away.csv")
+
+
+MORE_CASES = [
+    pytest.param(tabular_directory, (), ["tab.csv is a directory, not a file"], id="tabular is a directory"),
+    pytest.param(blank_lines_only, (), ["tab.csv is empty"], id="blank lines only"),
+    pytest.param(header_only, (), ["tab.csv has column names but no rows"], id="header without rows"),
+    pytest.param(latin1_label, (), ["emb.csv line 6 is not UTF-8", "Re-save the file as UTF-8"],
+                 id="latin-1 label"),
+    pytest.param(utf16_text, (), ["emb.csv is not a CSV or Parquet file: it looks like UTF-16 text",
+                                  "Re-save the file as UTF-8"], id="UTF-16 text"),
+    pytest.param(gzipped_csv, (), ["tab.csv is not a CSV or Parquet file: it looks like gzip", "gunzip"],
+                 id="gzipped CSV"),
+    pytest.param(excel_file, (), ["tab.csv is not a CSV or Parquet file: it looks like a zip or Excel file",
+                                  "save the sheet as CSV"], id="Excel file"),
+    pytest.param(numpy_array, (), ["emb.csv is not a CSV or Parquet file: it looks like a NumPy array"],
+                 id="NumPy array"),
+    pytest.param(damaged_parquet, (), ["tab.parquet is a damaged Parquet file", "Export it again"],
+                 id="damaged Parquet"),
+    pytest.param(parquet_without_key, (), ["tab.parquet has no key column (fname or file)", "Set key"],
+                 id="Parquet without a key"),
+    pytest.param(parquet_without_rows, (), ["tab.parquet has column names but no rows"], id="Parquet without rows"),
+    pytest.param(repeated_column, (), ["tab.csv has columns that appear more than once: mel_std_0"],
+                 id="repeated column name"),
+    pytest.param(cut_off_last_row, (), ["tab.csv line", "expected", "columns, got", "Fix or delete that line"],
+                 id="cut-off last row"),
+    pytest.param(text_in_an_embedding, (), ["Feature column emb_4 holds text, not numbers: fname wordy.wav has "
+                                            "'n.a.'"], id="text in an embedding"),
+    pytest.param(every_row_has_a_gap, (), ["Every row has NaN, inf or a value beyond float32 in some feature",
+                                           "impute"], id="every row has a gap"),
+    pytest.param(every_row_overflows, (), ["Every row has NaN, inf or a value beyond float32",
+                                           "most often in stft_mean_1"], id="every row overflows float32"),
+    pytest.param(every_label_blank, (), ["Training needs at least 2 classes, but none is left"],
+                 id="every label blank"),
+    pytest.param(only_multi_label_clips, (), ["Training needs at least 2 classes, but none is left",
+                                              "label-mode=multi"], id="only multi-label clips"),
+    pytest.param(every_key_blank, (), ["No fname in", "matches a file in"], id="every key blank"),
+    pytest.param(most_keys_upper_case, (), ["clips matched as written, but", "tab.csv match one when case, folders "
+                                            "and extension case are ignored",
+                                       "--key-normalise=on"], id="most keys in upper case"),
+    pytest.param(keys_collide_when_normalised, ("--key-normalise", "on"),
+                 ["With --key-normalise=on, 1 fname values of", "become the same as another"],
+                 id="keys collide when normalised"),
+    pytest.param(key_column_without_features, ("--features", "tabular"), ["No feature column starts with stft_"],
+                 id="tabular file without features"),
+    pytest.param(unreadable_file, (), ["tab.csv cannot be read: permission denied", "chmod"],
+                 id="unreadable file"),
+    pytest.param(named_pipe, (), ["tab.csv is not a regular file (a pipe or a device)", "Save the table to a file"],
+                 id="named pipe"),
+    pytest.param(broken_symlink, (), ["tab.csv does not exist"], id="broken symlink"),
+    pytest.param(untouched, ("--bad-rows", "keep"), ["--bad-rows='keep' is not valid", "drop, impute"], id="bad_rows choice"),
+    pytest.param(untouched, ("--label-mode", "both"), ["--label-mode='both' is not valid", "single, multi"], id="label_mode choice"),
+    pytest.param(untouched, ("--key-normalise", "yes"), ["--key-normalise='yes' is not valid", "off, on"], id="key_normalise choice"),
+    pytest.param(untouched, ("--valid-pct", "1.5"), ["--valid-pct=1.5 is not valid"], id="valid_pct above 1"),
+    pytest.param(untouched, ("--valid-pct", "0"), ["--valid-pct=0.0 is not valid"], id="valid_pct zero"),
+    pytest.param(untouched, ("--n-folds", "1"), ["--n-folds=1 is not valid"], id="one fold"),
+    pytest.param(untouched, ("--fold", "7"), ["fold=7 is not valid", "from 0 to 4"], id="fold out of range"),
+    pytest.param(untouched, ("--split-seed=-1",), ["--split-seed=-1 is not valid"], id="negative split seed"),
+    pytest.param(untouched, ("--wd", "1e10"), ["--wd=10000000000.0 is not valid", "up to 10"], id="huge wd"),
+    pytest.param(untouched, ("--ps", "1"), ["--ps=1.0 is not valid"], id="dropout of 1"),
+    pytest.param(untouched, ("--select-k", "0"), ["--select-k=0 is not valid"], id="top-K of 0"),
+    pytest.param(untouched, ("--threads", "0"), ["--threads=0 is not valid"], id="no threads"),
+    pytest.param(untouched, ("--features", "emb,,mel"), ["Feature set 'emb,,mel' is empty or has an empty item"],
+                 id="feature set with an empty item"),
+]
+
+
+@pytest.fixture(scope="module")
+def earlier_results(tmp_path_factory, demo_tables):
+    """results/ and models/ of one good run on the tiny demo, made once for the module."""
+    from tui import cli
+    folder = tmp_path_factory.mktemp("earlier")
+    embeddings, tabular = demo_tables
+    embeddings.to_csv(folder / "emb.csv", index=False)
+    tabular.to_csv(folder / "tab.csv", index=False)
+    code = cli.main(["run", "--embeddings", str(folder / "emb.csv"), "--tabular", str(folder / "tab.csv"),
+                     "--results-dir", str(folder / "results"), "--models-dir", str(folder / "models"), *QUICK_RUN])
+    assert code == RAN
+    return folder
+
+
+@pytest.mark.parametrize("spoil, args, expected", MORE_CASES)
+def test_bad_input_after_earlier_runs_is_refused_and_keeps_them(vggtab, inputs, earlier_results, monkeypatch, spoil,
+                                                                args, expected):
+    for name in ("results", "models"):
+        shutil.copytree(earlier_results / name, inputs.folder / name)
+    before = saved_files(inputs.folder)
+    assert before
+    spoil(inputs)
+    outcome = vggtab(inputs, *args)
+    monkeypatch.undo()
+
+    shown = outcome.out + outcome.err
+    assert outcome.code == ERROR, shown
+    for fragment in expected:
+        assert fragment in shown
+    after = saved_files(inputs.folder)
+    for name, content in before.items():
+        if name.endswith("history.jsonl"):
+            assert after[name].startswith(content)  # a refused run may add its own "failed" line, nothing else
+        else:
+            assert after[name] == content, name

@@ -82,7 +82,7 @@ def test_keys_differing_by_folder_or_extension_match_on_stems_with_warning():
     merged = merge(emb, tab)
     assert merged.matched == 2
     assert merged.frame["stft_mean_0"].tolist() == [10.0, 0.0]
-    assert any("without folders or extensions" in w for w in merged.warnings)
+    assert any("without folders, extensions or case" in w for w in merged.warnings)
 
 
 def test_columns_in_both_files_keep_the_embeddings_copy():
@@ -123,17 +123,25 @@ def test_no_labels_column_in_either_file():
 def test_keys_in_another_case_are_counted_with_real_pairs_and_normalising_matches_them():
     names = [f"clip_{i}.wav" for i in range(10)]
     emb = embeddings(names, ["Bark"] * 10)
-    tab = tabular(names[:3] + [f"Audio/{n.upper()}" for n in names[3:9]] + ["other.wav"])
+    tab = tabular(names[:6] + [f"Audio/{n.upper()}" for n in names[6:9]] + ["other.wav"])
     merged = merge(emb, tab)
-    assert merged.matched == 3
+    assert merged.matched == 6
     [offer] = [w for w in merged.warnings if "key_normalise=on" in w]
-    assert offer.startswith("6 of the 7 clips of emb.csv without a row in tab.csv match one when case, folders")
-    assert "clip_3.wav ~ Audio/CLIP_3.WAV; clip_4.wav ~ Audio/CLIP_4.WAV; clip_5.wav ~ Audio/CLIP_5.WAV" in offer
+    assert offer.startswith("3 of the 4 clips of emb.csv without a row in tab.csv match one when case, folders")
+    assert "clip_6.wav ~ Audio/CLIP_6.WAV; clip_7.wav ~ Audio/CLIP_7.WAV; clip_8.wav ~ Audio/CLIP_8.WAV" in offer
 
     normalised = merge(emb, tab, normalise_keys=True)
     assert normalised.matched == 9 and normalised.unmatched_embeddings == 1
     assert list(normalised.frame["stft_mean_0"]) == [i * 10.0 for i in range(9)]
     assert not any("key_normalise" in w for w in normalised.warnings)
+
+
+def test_most_keys_matching_only_once_normalised_is_an_error_not_a_small_run():
+    names = [f"clip_{i}.wav" for i in range(10)]
+    tab = tabular(names[:3] + [n.upper() for n in names[3:]])
+    message = error(embeddings(names, ["Bark"] * 10), tab)
+    assert message.startswith("Only 3 clips matched as written, but 7 of the 7 clips of emb.csv without a row")
+    assert "key_normalise=on" in message
 
 
 def test_keys_that_collide_once_normalised_are_refused_by_name():
