@@ -101,17 +101,23 @@ def best_run(records: list[RunRecord]) -> RunRecord | None:
     return max(finished, key=lambda r: metric(r, "val_accuracy"), default=None)
 
 
-def fitting_columns(widths: list[int], available: int) -> tuple[list[int], int]:
-    """Which columns fit `available` cells (each takes its width plus one space), in priority order, and how wide
-    the approach column (index 0, `widths[0]` its natural width) can then be."""
-    approach = min(widths[0], APPROACH_MIN)
-    used, chosen = approach + 1, [0]
-    for index, width in enumerate(widths[1:], start=1):
-        if used + width + 1 > available:
+def fitting_columns(natural: list[int], capped: list[int], available: int) -> tuple[list[int], list[int]]:
+    """Which columns fit `available` cells (each takes its width plus one space), in priority order, at their
+    `capped` widths (the approach at APPROACH_MIN); then the cells left widen the approach, then the capped
+    columns, up to their `natural` widths. Returns (the columns shown, every column's width)."""
+    widths = [min(natural[APPROACH], APPROACH_MIN), *capped[1:]]
+    used, chosen = widths[APPROACH] + 1, [APPROACH]
+    for index in range(1, len(widths)):
+        if used + widths[index] + 1 > available:
             break
         chosen.append(index)
-        used += width + 1
-    return chosen, approach + min(widths[0] - approach, max(0, available - used))
+        used += widths[index] + 1
+    left = max(0, available - used)
+    for index in chosen:
+        grow = min(natural[index] - widths[index], left)
+        widths[index] += grow
+        left -= grow
+    return chosen, widths
 
 
 def ellipsised(text: str, width: int) -> str:
@@ -306,12 +312,12 @@ class ResultsPanel(Vertical):
         baseline = self._baseline_cells()
         arrow = " ▼" if self.descending else " ▲"
         labels = [c.label + (arrow if i == self.sort_column else "") for i, c in enumerate(COLUMNS)]
-        widths = [max([len(labels[i]), *(len(row[i]) for row in [*cells.values(), *baseline[:1]])])
-                  for i in range(len(COLUMNS))]
-        widths = [min(width, c.max_width) if c.max_width else width for width, c in zip(widths, COLUMNS)]
+        natural = [max([len(labels[i]), *(len(row[i]) for row in [*cells.values(), *baseline[:1]])])
+                   for i in range(len(COLUMNS))]
+        capped = [min(width, c.max_width) if c.max_width else width for width, c in zip(natural, COLUMNS)]
         # The table is as wide as the panel, less a cell, and two more for the scrollbar when the rows overflow.
         overflowing = len(records) + len(baseline) + 1 > table.size.height
-        shown, widths[APPROACH] = fitting_columns(widths, (self.content_size.width or 80) - (3 if overflowing else 1))
+        shown, widths = fitting_columns(natural, capped, (self.content_size.width or 80) - (3 if overflowing else 1))
         self._shown_columns = shown
         table.clear(columns=True)
         for index in shown:
