@@ -1,4 +1,7 @@
-"""Training: `fit_one_cycle` with small callbacks for progress events, the NaN guard and cancellation."""
+"""Training: `fit_one_cycle` with one small fastai Callback per concern: cancellation, the NaN guard, progress.
+
+engine.model's learner dispatches each event only to the callbacks that handle it, so splitting concerns into
+callbacks costs nothing per batch."""
 
 from __future__ import annotations
 
@@ -17,14 +20,45 @@ from engine.events import BatchEnded, EpochEnded, Reporter
 from engine.stats import lwlrap
 
 
-class RunMonitor(Callback):
-    """Progress events, the NaN guard and cancellation in one callback (fastai dispatches every event to every
-    callback, so one callback costs less per batch than three)."""
+class CancelOnEvent(Callback):
+    """Stops the fit before the next batch once `cancel` is set (from the app's worker or a signal handler)."""
+
+    order = 0  # before BF16Compute (engine.model) enters autocast for the batch
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+
+    def before_batch(self):
+        if self.cancel.is_set():
+            raise CancelFitException()
+
+
+class StopOnNonFiniteLoss(Callback):
+    """fastai's TerminateOnNaNCallback, with a diagnosis: stops at the first NaN/inf loss and says why."""
+
+    order = 20  # after BF16Compute has left autocast for the batch
+
+    def __init__(self, lr: float):
+        self.lr = lr
+
+    def after_loss(self):
+        if not torch.isfinite(self.loss):
+            where = f"epoch {self.epoch + 1}, batch {self.iter + 1}"
+            raise TrainingDiverged(
+                f"The loss became {float(self.loss)} at {where} with LR {self.lr:.3g}; training was stopped.",
+                hint=diverged_hint(self.xb[1], self.lr))
+
+
+class ProgressReport(Callback):
+    """BatchEnded after each training batch; EpochEnded with the epoch's scores, which `history` keeps.
+
+    Callbacks added after it (order > 60) read the epoch just scored as `self.learn.progress_report.history[-1]`
+    in their after_epoch, e.g. a sweep's pruner."""
 
     order = 60  # after Recorder (50), whose epoch values this reads
 
-    def __init__(self, report: Reporter, cancel: threading.Event, lr: float):
-        self.report, self.cancel, self.lr = report, cancel, lr
+    def __init__(self, report: Reporter):
+        self.report = report
         self.history: list[dict] = []
 
     def before_fit(self):
@@ -35,17 +69,6 @@ class RunMonitor(Callback):
 
     def before_validate(self):
         self.valid_logits: list[torch.Tensor] = []
-
-    def before_batch(self):
-        if self.cancel.is_set():
-            raise CancelFitException()
-
-    def after_loss(self):
-        if not torch.isfinite(self.loss):
-            where = f"epoch {self.epoch + 1}, batch {self.iter + 1}"
-            raise TrainingDiverged(
-                f"The loss became {float(self.loss)} at {where} with LR {self.lr:.3g}; training was stopped.",
-                hint=diverged_hint(self.xb[1], self.lr))
 
     def after_batch(self):
         if not self.training:
@@ -82,16 +105,19 @@ def diverged_hint(x_batch: torch.Tensor, lr: float) -> str:
             f"{lr / 10:.2g}.")
 
 
-def fit(learner: Learner, *, epochs: int, lr: float, report: Reporter,
-        cancel: threading.Event | None = None) -> list[dict]:
-    """fit_one_cycle(epochs, lr); returns the per-epoch history. Raises TrainingDiverged or Cancelled."""
+def fit(learner: Learner, *, epochs: int, lr: float, report: Reporter, cancel: threading.Event | None = None,
+        callbacks: tuple[Callback, ...] = ()) -> list[dict]:
+    """fit_one_cycle(epochs, lr); returns the per-epoch history. Raises TrainingDiverged or Cancelled.
+
+    `callbacks` join this fit's own (cancel, NaN guard, progress); see ProgressReport for reading its scores."""
     cancel = cancel or threading.Event()
-    monitor = RunMonitor(report, cancel, lr)
+    progress = ProgressReport(report)
     with learner.no_logging():
-        learner.fit_one_cycle(epochs, lr, cbs=[monitor])
+        learner.fit_one_cycle(epochs, lr, cbs=[CancelOnEvent(cancel), StopOnNonFiniteLoss(lr), progress,
+                                               *callbacks])
     if cancel.is_set():
-        raise Cancelled(len(monitor.history), monitor.history)
-    return monitor.history
+        raise Cancelled(len(progress.history), progress.history)
+    return progress.history
 
 
 def check_finite_inputs(x: np.ndarray, keys: np.ndarray, where: str) -> None:
