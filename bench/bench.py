@@ -175,6 +175,8 @@ def measure_lag(scratch: Path, threads: int) -> dict:
 
 
 PROPOSAL_NAMES = {"frozen_bn": "input BatchNorm scale/shift frozen", "no_bn": "no input BatchNorm",
+                  "fused_bn_fp32": "fused input BatchNorm+Linear backward, fp32",
+                  "fused_bn_bf16": "fused input BatchNorm+Linear backward, bf16",
                   "plain_floor": "(floor) bare PyTorch loop, same model"}
 
 
@@ -226,28 +228,31 @@ def fill_table(table: Table, raw: dict) -> None:
         stock = statistics.mean(r["fit"] for r in runs["stock"])
         table.section(f"fit: {fit['epochs']} epochs, LR {fit['lr']:g}, {fit['train_rows']:,} train / "
                       f"{fit['valid_rows']:,} valid × {fit['features']:,} features, {fit['threads']} torch "
-                      f"thread(s), {len(runs['stock'])} seeds, same split")
-        for sampling in ("shuffle", "replacement"):
-            engine = statistics.mean(r["fit"] for r in runs[sampling])
-            table.add(f"fit wall, engine sampling={sampling}", seconds(stock), seconds(engine),
-                      f"{ratio(stock, engine):.1f}×", "≥ 3×" if sampling == "shuffle" else "",
-                      ratio(stock, engine) >= 3 if sampling == "shuffle" else None)
+                      f"thread(s), {len(runs['stock'])} seeds, same split; precision auto → {fit['precision']}")
+        labels = {"engine": f"engine (shuffle, {fit['precision']})", "fp32": "engine fp32 (shuffle)",
+                  "replacement": f"engine sampling=replacement ({fit['precision']})"}
+        for name in [name for name in labels if name in runs]:
+            engine = statistics.mean(r["fit"] for r in runs[name])
+            goal = name == "engine"
+            table.add(f"fit wall, {labels[name]}", seconds(stock), seconds(engine), f"{ratio(stock, engine):.1f}×",
+                      "≥ 3×" if goal else "", ratio(stock, engine) >= 3 if goal else None)
         stock_cpu = statistics.mean(r["fit_cpu"] for r in runs["stock"])
-        engine_cpu = statistics.mean(r["fit_cpu"] for r in runs["shuffle"])
-        table.add("fit CPU seconds (less load-sensitive)", seconds(stock_cpu), seconds(engine_cpu),
-                  f"{ratio(stock_cpu, engine_cpu):.1f}×")
+        for name in [name for name in ("engine", "fp32") if name in runs]:
+            engine_cpu = statistics.mean(r["fit_cpu"] for r in runs[name])
+            table.add(f"fit CPU seconds, {labels[name]} (less load-sensitive)", seconds(stock_cpu),
+                      seconds(engine_cpu), f"{ratio(stock_cpu, engine_cpu):.1f}×")
         extra = fit.get("first_fit_extra", {})
         if extra:
             table.add("one-time cost of the first fit in a process", seconds(extra["stock"]),
                       seconds(extra["engine"]))
         table.add("stock DataLoaders build / engine learner build",
                   seconds(statistics.mean(r["build"] for r in runs["stock"])),
-                  seconds(statistics.mean(r["build"] for r in runs["shuffle"])))
-        for sampling in ("shuffle", "replacement"):
-            table.add(f"valid accuracy (epoch {fit['epochs']}), engine {sampling}",
+                  seconds(statistics.mean(r["build"] for r in runs["engine"])))
+        for name in [name for name in labels if name in runs]:
+            table.add(f"valid accuracy (epoch {fit['epochs']}), {labels[name]}",
                       mean_sd([r["accuracy"] for r in runs["stock"]]),
-                      mean_sd([r["accuracy"] for r in runs[sampling]]))
-        for name in [name for name in runs if name not in ("stock", "shuffle", "replacement")]:
+                      mean_sd([r["accuracy"] for r in runs[name]]))
+        for name in [name for name in runs if name not in ("stock", *labels)]:
             engine = statistics.mean(r["fit"] for r in runs[name])
             table.add(f"proposal {PROPOSAL_NAMES.get(name, name)}: fit wall", seconds(stock), seconds(engine),
                       f"{ratio(stock, engine):.1f}×")

@@ -4,8 +4,9 @@
     python bench/fit.py threads EMBEDDINGS TABULAR JSON_PATH [--epochs 5]
 
 compare: for each seed, the stock fit (TabularDataLoaders.from_df + tabular_learner + fit_one_cycle) and the
-engine's fit (build_learner + engine.train.fit) with sampling=shuffle and sampling=replacement, interleaved so
-that load from other processes hits every variant alike; same rows, same LR, same torch thread count.
+engine's fit (build_learner + engine.train.fit) as the product runs it (shuffle, precision auto), with
+sampling=replacement, and in fp32 where auto picks bf16; interleaved so that load from other processes hits every
+variant alike; same rows, same LR, same torch thread count. --proposals adds the PROPOSALS and the bare loop.
 threads: the engine's fit with 1 and 2 torch threads, alone and while a busy process shares the cores.
 """
 
@@ -70,17 +71,54 @@ def no_input_batchnorm(learner, seed: int) -> None:
                                  layers=[block[0].out_features for block in old.layers[:-1]], bn_cont=False)
 
 
-PROPOSALS = {"frozen_bn": (frozen_input_bn_affine,), "no_bn": (no_input_batchnorm,)}
+class _BatchNormLinear(torch.autograd.Function):
+    """(xhat * g + b) @ W.T, whose backward gets the BatchNorm's scale/shift gradients from one matmul
+    M = dh.T @ xhat: dW = M * g + outer(sum dh, b), dg = sum_k W * M, db = W.T @ sum dh. Autograd instead does
+    two (dW = dh.T @ y and the input gradient dy = dh @ W)."""
+
+    @staticmethod
+    def forward(ctx, xhat, scale, shift, weight):
+        ctx.save_for_backward(xhat, scale, shift, weight)
+        return torch.nn.functional.linear(torch.addcmul(shift, xhat, scale), weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, scale, shift, weight = ctx.saved_tensors
+        products = (grad.t().to(xhat.dtype) @ xhat).float()
+        sums = grad.float().sum(0)
+        weight = weight.float()
+        return None, (weight * products).sum(0), sums @ weight, torch.addr(products * scale, sums, shift)
 
 
-def engine_fit(prepared, *, seed: int, epochs: int, lr: float, sampling: str, patches=(),
-               cap: float | None = None) -> dict:
+def fused_input_batchnorm_linear(learner, seed: int) -> None:
+    """The input BatchNorm and the first linear layer as one op with the backward above (same maths, same
+    running statistics); the bench-only patch of the idea left open in the last round."""
+    norm, linear = learner.model.bn_cont, learner.model.layers[0][0]
+
+    def normalised_linear(x):
+        with torch.no_grad():  # the input needs no gradient; F.batch_norm updates the running statistics
+            xhat = torch.nn.functional.batch_norm(x, norm.running_mean, norm.running_var, None, None,
+                                                  norm.training, norm.momentum, norm.eps)
+        return _BatchNormLinear.apply(xhat, norm.weight, norm.bias, linear.weight)
+
+    norm.forward = lambda x: x
+    linear.forward = normalised_linear
+
+
+# name: (precision, patches); precision "auto" is what the product resolves on this CPU.
+PROPOSALS = {"frozen_bn": ("auto", (frozen_input_bn_affine,)), "no_bn": ("auto", (no_input_batchnorm,)),
+             "fused_bn_fp32": ("fp32", (fused_input_batchnorm_linear,)),
+             "fused_bn_bf16": ("bf16", (fused_input_batchnorm_linear,))}
+
+
+def engine_fit(prepared, *, seed: int, epochs: int, lr: float, sampling: str = "shuffle", precision: str = "fp32",
+               patches=(), cap: float | None = None) -> dict:
     """One engine fit; with `cap` seconds, a run still going then is cancelled and its full length
     extrapolated from the batches done (two torch threads can run 30× slower when the cores are shared)."""
     started = time.perf_counter()
     learner = model.build_learner(prepared.x_train, prepared.y_train, prepared.x_valid, prepared.y_valid,
                                   n_classes=len(prepared.classes), layers=(200, 100), ps=0.0, wd=0.01, bs=64,
-                                  seed=seed, sampling=sampling)
+                                  seed=seed, sampling=sampling, precision=precision)
     for patch in patches:
         patch(learner, seed)
     batches = []
@@ -168,7 +206,10 @@ def warm_up(prepared, frame=None) -> dict:
     warm-up; torch.optim's first step imports torch._dynamo, ~2.3 s, which the engine's FusedAdam avoids);
     returned as first-minus-second 1-epoch fit, in seconds."""
     extra = {}
-    runs = [("engine", lambda: engine_fit(prepared, seed=0, epochs=1, lr=3e-3, sampling="shuffle"))]
+    precision = model.resolve_precision("auto")
+    if precision != "fp32":
+        engine_fit(prepared, seed=0, epochs=1, lr=3e-3, precision="fp32")  # its one-time costs, untimed
+    runs = [("engine", lambda: engine_fit(prepared, seed=0, epochs=1, lr=3e-3, precision=precision))]
     if frame is not None:
         runs.append(("stock", lambda: stock_fit(frame, prepared, seed=0, epochs=1, lr=3e-3)))
     for name, run in runs:
@@ -179,28 +220,32 @@ def warm_up(prepared, frame=None) -> dict:
 
 def compare(args, prepared, frame) -> dict:
     threads = model.set_threads(args.threads)
+    precision = model.resolve_precision("auto")
     first_fit_extra = warm_up(prepared, frame)
-    runs: dict[str, list[dict]] = {"stock": [], "shuffle": [], "replacement": []}
+    # name: engine_fit settings. "engine" is the product's default (shuffle, precision auto).
+    variants = {"engine": dict(precision=precision), "replacement": dict(sampling="replacement", precision=precision)}
+    if precision != "fp32":
+        variants["fp32"] = dict(precision="fp32")
     if args.proposals:
-        runs |= {name: [] for name in PROPOSALS} | {"plain_floor": []}
+        variants |= {name: dict(precision=model.resolve_precision(choice), patches=patches)
+                     for name, (choice, patches) in PROPOSALS.items()}
+    runs: dict[str, list[dict]] = {"stock": []} | {name: [] for name in variants}
+    if args.proposals:
+        runs["plain_floor"] = []
     for seed in range(args.seeds):
         runs["stock"].append(stock_fit(frame, prepared, seed=seed, epochs=args.epochs, lr=args.lr))
-        for sampling in ("shuffle", "replacement"):
-            runs[sampling].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr,
-                                             sampling=sampling))
-        for name, patches in PROPOSALS.items() if args.proposals else ():
-            runs[name].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr, sampling="shuffle",
-                                         patches=patches))
+        for name, settings in variants.items():
+            runs[name].append(engine_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr, **settings))
         if args.proposals:
             runs["plain_floor"].append(plain_fit(prepared, seed=seed, epochs=args.epochs, lr=args.lr))
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]['fit']:.1f} s" for k, v in runs.items()), file=sys.stderr)
-    result = {"threads": threads, "epochs": args.epochs, "lr": args.lr, "runs": runs,
+    result = {"threads": threads, "precision": precision, "epochs": args.epochs, "lr": args.lr, "runs": runs,
               "first_fit_extra": first_fit_extra,
               "train_rows": len(prepared.train_idx), "valid_rows": len(prepared.valid_idx),
               "features": int(prepared.x_train.shape[1]), "classes": len(prepared.classes)}
     if args.profile:
         result["profile_engine"] = profile_text(
-            lambda: engine_fit(prepared, seed=0, epochs=args.epochs, lr=args.lr, sampling="shuffle"))
+            lambda: engine_fit(prepared, seed=0, epochs=args.epochs, lr=args.lr, precision=precision))
         result["profile_stock"] = profile_text(
             lambda: stock_fit(frame, prepared, seed=0, epochs=args.epochs, lr=args.lr))
     return result
@@ -219,7 +264,8 @@ def threads(args, prepared) -> dict:
                 time.sleep(0.5)
             for count in (1, 2):
                 torch.set_num_threads(count)
-                run = engine_fit(prepared, seed=0, epochs=args.epochs, lr=args.lr, sampling="shuffle", cap=THREADS_CAP)
+                run = engine_fit(prepared, seed=0, epochs=args.epochs, lr=args.lr, cap=THREADS_CAP,
+                                 precision=model.resolve_precision("auto"))
                 result[f"{count}_{'busy' if contended else 'alone'}"] = run["fit"]
                 result[f"{count}_{'busy' if contended else 'alone'}_capped"] = run["capped"]
                 print(f"threads {count} {'busy' if contended else 'alone'}: {run['fit']:.2f} s", file=sys.stderr)

@@ -8,14 +8,16 @@ Where the fit's time goes against the stock path (bench/): stock `TabularDataLoa
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
-from fastai.callback.core import event
+from fastai.callback.core import Callback, event
 from fastai.learner import Learner
 from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.optimizer import Optimizer
@@ -26,6 +28,13 @@ from engine.errors import ConfigError
 # Measured on the 2-core box with the app running (bench/threads): 1 thread is steadier than 2 when anything
 # else shares the cores, and loses little when nothing does.
 DEFAULT_THREADS = 1
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+EVAL_BATCH = 1024  # rows per validation batch: no gradients kept, so large batches only save per-batch overhead
+# A bf16 matmul must beat fp32 by this much in the probe for "auto" to pick bf16. Native bf16 (AVX512-BF16, AMX)
+# measured ~1.9x on the first layer's shape; oneDNN's emulation on older AVX512 is slower than fp32.
+BF16_MIN_SPEEDUP = 1.3
 
 
 class TensorLoader:
@@ -68,6 +77,26 @@ class TensorLoader:
 
     def empty(self) -> TensorLoader:
         return TensorLoader(self.x[:0], self.y[:0], bs=self.bs, train=self.train, sampling=self.sampling)
+
+
+class PlainTensorLoss:
+    """fastai's flattened losses wrap their inputs in fastai's TensorBase, whose Python `__torch_function__` then
+    runs for every op on the loss (~14 a batch, ~0.3 ms); the same maths on plain tensors."""
+
+    def _contiguous(self, x):
+        return x.transpose(self.axis, -1).contiguous() if isinstance(x, torch.Tensor) else x
+
+
+class CrossEntropyLoss(PlainTensorLoss, CrossEntropyLossFlat):
+    pass
+
+
+class BCEWithLogitsLoss(PlainTensorLoss, BCEWithLogitsLossFlat):
+    pass
+
+
+class LabelSmoothingCrossEntropy(PlainTensorLoss, LabelSmoothingCrossEntropyFlat):
+    pass
 
 
 class TensorDataLoaders(DataLoaders):
@@ -145,8 +174,72 @@ class QuickDispatchLearner(Learner):
         return [cb for cb in ordered if event_name in vars(cb) or hasattr(type(cb), event_name)]
 
     def __getstate__(self):
-        # The cache holds this fit's callbacks (e.g. engine.train's monitor and its reporter): never pickle it.
+        # The cache holds this fit's callbacks (e.g. engine.train's progress callback and its reporter): never pickle it.
         return {k: v for k, v in super().__getstate__().items() if k != "_dispatch"}
+
+
+class BF16Compute(Callback):
+    """Mixed precision for training batches: the forward pass and its backward compute in bfloat16, the weights,
+    their gradients and the optimizer's state stay float32 (fp32 master weights). The way fastai's MixedPrecision
+    does it (autocast from before_batch to after_loss, the prediction back to float32), on the CPU and without a
+    loss scaler, which bf16's float32 range makes unnecessary. autocast casts each weight once per batch (its cast
+    cache lives until after_loss). Validation and prediction stay float32, so an epoch's scores and the final
+    evaluation agree."""
+
+    order = 10  # after engine.train's cancel check (0), which must not leave autocast entered; before its NaN guard
+
+    def __init__(self):
+        self.autocast = None
+
+    def before_batch(self):
+        if self.training:
+            self.autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+            self.autocast.__enter__()
+
+    def after_pred(self):
+        if self.autocast is not None:
+            self.learn.pred = self.pred.float()
+
+    def after_loss(self):
+        if self.autocast is not None:
+            self.autocast.__exit__(None, None, None)
+            self.autocast = None
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' becomes 'bf16' where this CPU computes bf16 matmuls natively and fast, else 'fp32'."""
+    if precision != "auto":
+        return precision
+    return "bf16" if bf16_is_fast() else "fp32"
+
+
+@functools.cache
+def bf16_is_fast() -> bool:
+    """oneDNN must offer bf16 on this CPU, and a probe of a first-layer-like matmul (~20 ms in all) must run at
+    least BF16_MIN_SPEEDUP times faster in bf16 than in fp32: that separates native bf16 from emulation."""
+    try:
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+    except (AttributeError, RuntimeError):  # a torch build without that check
+        return False
+    return bf16_matmul_speedup() >= BF16_MIN_SPEEDUP
+
+
+def bf16_matmul_speedup(repeats: int = 5) -> float:
+    """fp32 over bf16 time of a 64×1024 by 1024×256 matmul, best of `repeats` alternating rounds (so load from
+    other processes hits both alike)."""
+    generator = torch.Generator().manual_seed(0)
+    operands = {dtype: (torch.randn(64, 1024, generator=generator).to(dtype),
+                        torch.randn(1024, 256, generator=generator).to(dtype))
+                for dtype in (torch.float32, torch.bfloat16)}
+    best = dict.fromkeys(operands, math.inf)
+    for _ in range(repeats):
+        for dtype, (a, b) in operands.items():
+            started = time.perf_counter()
+            for _ in range(8):
+                torch.mm(a, b)
+            best[dtype] = min(best[dtype], time.perf_counter() - started)
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 @dataclass(frozen=True)
@@ -167,13 +260,15 @@ def targets_tensor(targets: np.ndarray, multi_label: bool) -> torch.Tensor:
 
 def build_learner(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, *,
                   n_classes: int, layers: tuple[int, ...], ps: float, wd: float, bs: int, seed: int,
-                  sampling: str = "shuffle", multi_label: bool = False, label_smoothing: float = 0.0) -> Learner:
-    """A fresh Learner with weights seeded by `seed`; y is class indices, or a 0/1 matrix for multi-label."""
+                  sampling: str = "shuffle", multi_label: bool = False, label_smoothing: float = 0.0,
+                  precision: str = "fp32") -> Learner:
+    """A fresh Learner with weights seeded by `seed`; y is class indices, or a 0/1 matrix for multi-label.
+    `precision` is a resolved one (see resolve_precision): bf16 trains with BF16Compute."""
     torch.manual_seed(seed)
     train = TensorLoader(torch.from_numpy(np.ascontiguousarray(x_train, np.float32)),
                          targets_tensor(y_train, multi_label), bs=bs, train=True, sampling=sampling, seed=seed)
     valid = TensorLoader(torch.from_numpy(np.ascontiguousarray(x_valid, np.float32)),
-                         targets_tensor(y_valid, multi_label), bs=bs * 2, train=False)
+                         targets_tensor(y_valid, multi_label), bs=max(bs, EVAL_BATCH), train=False)
     # A private path: lr_find checkpoints to path/models/_tmp.pth, which must not land in the user's models/.
     dls = TensorDataLoaders(train, valid, path=tempfile.gettempdir())
     model = TabularModel(emb_szs=[], n_cont=x_train.shape[1], out_sz=n_classes, layers=list(layers),
@@ -181,13 +276,15 @@ def build_learner(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray,
     if multi_label and label_smoothing:
         raise ConfigError("Label smoothing applies to single-label runs (softmax).",
                           hint="Use label_smoothing=0 with label_mode=multi.")
-    loss_func = (BCEWithLogitsLossFlat() if multi_label else LabelSmoothingCrossEntropyFlat(eps=label_smoothing)
-                 if label_smoothing else CrossEntropyLossFlat())
+    loss_func = (BCEWithLogitsLoss() if multi_label else LabelSmoothingCrossEntropy(eps=label_smoothing)
+                 if label_smoothing else CrossEntropyLoss())
     # No fastai metrics: engine.train scores each epoch the way engine.evaluate scores the run.
     learner = QuickDispatchLearner(dls, model, loss_func=loss_func, opt_func=FusedAdam, wd=wd,
                       path=tempfile.gettempdir())
     # The batches are tensors already and progress is reported by engine.train: drop those per-batch costs.
     learner.remove_cbs([cb for cb in learner.cbs if type(cb).__name__ in ("ProgressCallback", "CastToTensor")])
+    if resolve_precision(precision) == "bf16":
+        learner.add_cb(BF16Compute())  # on the learner, not the fit: the LR finder trains in bf16 too
     return learner
 
 
