@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from engine.errors import ConfigError, StorageError
 from engine.store.files import atomic_write
@@ -39,6 +39,9 @@ CLASS_NAMES = (
     "Water_tap_and_faucet", "Waves_and_surf", "Whispering", "Writing", "Yell", "Zipper_(clothing)",
 )
 REAL_BINS = {"stft": 1025, "mel": 128, "cqt": 84}
+DEFAULT_TABULAR, DEFAULT_EMBEDDINGS = 4970, 3524  # the user's row counts
+MIN_CLIPS = 400  # scaled_counts: every one of the 74 classes still gets its 3+ single-label clips
+CHUNK_ROWS = 2048  # rows made and written at a time: 50,000 clips never hold a whole table (~0.5 GB) in memory
 EMBEDDING_DIM = 128
 
 MULTI_LABEL_SHARE = 0.15
@@ -78,7 +81,8 @@ class DemoFiles:
     test_tabular: Path
 
 
-def generate_demo(out_dir, *, n_tabular: int = 4970, n_embeddings: int = 3524, n_classes: int = 74,
+def generate_demo(out_dir, *, n_tabular: int = DEFAULT_TABULAR, n_embeddings: int = DEFAULT_EMBEDDINGS,
+                  n_classes: int = 74,
                   n_test: int = 200, bins: dict[str, int] | None = None, seed: int = 0) -> DemoFiles:
     """Write embeddings.csv, tabular.csv, test_embeddings.csv and test_tabular.csv into `out_dir`.
 
@@ -99,42 +103,54 @@ def generate_demo(out_dir, *, n_tabular: int = 4970, n_embeddings: int = 3524, n
               + _random_labels(rng, n_classes, n_tabular_only + n_test))
     fnames = _fnames(rng, len(labels))
     latent = _latent(rng, n_classes, labels)
-    embedded = slice(0, n_embedding_only + n_matched)
-    tabulated = slice(n_embedding_only, n_embedding_only + n_tabular)
-    test = slice(len(labels) - n_test, len(labels))
+    clips = np.arange(len(labels))
+    embedded = clips[: n_embedding_only + n_matched]
+    tabulated = clips[n_embedding_only: n_embedding_only + n_tabular]
+    test = clips[len(labels) - n_test:]
 
     embeddings = _EmbeddingModel(rng)
     spectra = _SpectrumModel(rng, bins)
-    emb_values = embeddings.values(rng, latent[embedded])
-    tab_values = spectra.values(rng, latent[tabulated])
-    nan_row = _nan_row(rng, labels[tabulated], n_matched - n_multi)
-    tab_values[nan_row, np.sort(rng.choice(tab_values.shape[1], NAN_COLUMNS, replace=False))] = np.nan
-    test_emb_values = embeddings.values(rng, latent[test])
-    test_tab_values = spectra.values(rng, latent[test])
-    label_strings = [",".join(CLASS_NAMES[c] for c in clip_labels) for clip_labels in labels[embedded]]
+    nan_clip = tabulated[_nan_row(rng, labels[n_embedding_only: n_embedding_only + n_tabular], n_matched - n_multi)]
+    nan_columns = np.sort(rng.choice(len(spectra.column_names), NAN_COLUMNS, replace=False))
+    label_strings = np.array([",".join(CLASS_NAMES[c] for c in labels[clip]) for clip in embedded])
+
+    def embedding_rows(rows: np.ndarray, noise: np.random.Generator, with_labels: bool) -> dict:
+        text = {"labels": label_strings[rows]} if with_labels else {}
+        return {"fname": fnames[rows], **text, **embeddings.columns(embeddings.values(noise, latent[rows]))}
+
+    def tabular_rows(rows: np.ndarray, noise: np.random.Generator) -> dict:
+        values = spectra.values(noise, latent[rows])
+        values[np.flatnonzero(rows == nan_clip)[:, None], nan_columns] = np.nan
+        return {"file": fnames[rows], **spectra.columns(values)}
 
     out = Path(out_dir)
     files = DemoFiles(out / "embeddings.csv", out / "tabular.csv", out / "test_embeddings.csv",
                       out / "test_tabular.csv")
-    emb_order = np.argsort(fnames[embedded])
+    test_rows = test[np.argsort(fnames[test])]
     # Tabular rows in extraction order, not sorted: a merge must match keys, not positions.
-    tab_order = rng.permutation(n_tabular)
-    test_order = np.argsort(fnames[test])
+    writes = [(files.embeddings, embedded[np.argsort(fnames[embedded])],
+               lambda rows, noise: embedding_rows(rows, noise, with_labels=True)),
+              (files.tabular, tabulated[rng.permutation(n_tabular)], tabular_rows),
+              (files.test_embeddings, test_rows, lambda rows, noise: embedding_rows(rows, noise, with_labels=False)),
+              (files.test_tabular, test_rows, tabular_rows)]
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_csv(files.embeddings, {"fname": fnames[embedded][emb_order],
-                                      "labels": np.array(label_strings)[emb_order],
-                                      **embeddings.columns(emb_values[emb_order])})
-        _write_csv(files.tabular, {"file": fnames[tabulated][tab_order],
-                                   **spectra.columns(tab_values[tab_order])})
-        _write_csv(files.test_embeddings, {"fname": fnames[test][test_order],
-                                           **embeddings.columns(test_emb_values[test_order])})
-        _write_csv(files.test_tabular, {"file": fnames[test][test_order],
-                                        **spectra.columns(test_tab_values[test_order])})
+        for number, (path, rows, make) in enumerate(writes):
+            # Each chunk's noise comes from its own seeded generator: the bytes depend on the arguments only.
+            _write_csv(path, (make(rows[start: start + CHUNK_ROWS], np.random.default_rng([seed, number, start]))
+                              for start in range(0, len(rows), CHUNK_ROWS)))
     except OSError as error:
         raise StorageError(f"Could not write the demo data to {out}: {error.strerror or error}.",
-                           hint="Pick a writable folder with about 150 MB free.") from error
+                           hint="Pick a writable folder with about 150 MB free per 5,000 clips.") from error
     return files
+
+
+def scaled_counts(clips: int) -> dict[str, int]:
+    """Row counts for a demo of `clips` tabular clips, the embeddings file holding the default demo's share."""
+    if clips < MIN_CLIPS:
+        raise ConfigError(f"Demo clips={clips} is too few for {len(CLASS_NAMES)} classes.",
+                          hint=f"Use {MIN_CLIPS} clips or more (the default is {DEFAULT_TABULAR}).")
+    return {"n_tabular": clips, "n_embeddings": round(clips * DEFAULT_EMBEDDINGS / DEFAULT_TABULAR)}
 
 
 def _checked_bins(bins: dict[str, int] | None) -> dict[str, int]:
@@ -240,8 +256,8 @@ class _EmbeddingModel:
         return np.clip(np.rint(self.centre + self.scale * (signal + noise) / spread), 0, 255).astype(np.uint8)
 
     def columns(self, values: np.ndarray) -> dict[str, pa.Array]:
-        as_text = pa.array([f"{v}.0" for v in range(256)])
-        return {f"emb_{j}": as_text.take(pa.array(values[:, j])) for j in range(EMBEDDING_DIM)}
+        # Decimals with one digit print as pandas prints whole-number floats ("123.0"), and read back as floats.
+        return {f"emb_{j}": pa.array(values[:, j]).cast(pa.decimal128(4, 1)) for j in range(EMBEDDING_DIM)}
 
 
 class _SpectrumModel:
@@ -302,22 +318,23 @@ def _no_noise(shape: tuple[int, int]) -> np.ndarray:
     return np.zeros(shape, dtype=np.float32)
 
 
-def _write_csv(path: Path, columns: dict[str, np.ndarray | pa.Array]) -> None:
-    """Write a CSV the way pandas would (quotes only where needed, NaN as an empty cell), atomically."""
-    cells = []
-    for values in columns.values():
-        text = pc.cast(pa.array(values, from_pandas=True), pa.string())
-        # Keys and class names hold no quotes or newlines; only comma-joined labels need quoting.
-        cells.append(pc.if_else(pc.match_substring(text, ","),
-                                pc.binary_join_element_wise('"', text, '"', ""), text))
-    rows = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
-    lines = pc.binary_join_element_wise(rows, "", "\n")
-    _, offsets, data = lines.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int32)[lines.offset: lines.offset + len(lines) + 1]
+def _write_csv(path: Path, chunks) -> None:
+    """Write dicts of columns (one per chunk of rows) as one CSV, atomically, the way the user's pandas files
+    look: a plain header, NaN as an empty cell, numbers unquoted; text cells are quoted only in a file whose
+    text can hold commas (the labels), since pyarrow's writer quotes all text cells or none."""
 
     def write(temp: Path) -> None:
-        with open(temp, "wb") as handle:
-            handle.write((",".join(columns) + "\n").encode())
-            handle.write(memoryview(data)[bounds[0]: bounds[-1]])
+        writer = None
+        try:
+            for columns in chunks:
+                table = pa.table({name: pa.array(values, from_pandas=True) for name, values in columns.items()})
+                if writer is None:
+                    quoting = "needed" if "labels" in columns else "none"
+                    writer = pa_csv.CSVWriter(temp, table.schema, write_options=pa_csv.WriteOptions(
+                        quoting_style=quoting, quoting_header="none", batch_size=CHUNK_ROWS))
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
     atomic_write(path, write, setting=OUT)

@@ -41,10 +41,11 @@ def start_warm_up() -> None:
     threading.Thread(target=warm_up, daemon=True, name="vggtab-warm-up").start()
 
 
-def generate_demo(out: str | Path = DEMO_DIR, *, seed: int = 0):
-    """Write the built-in synthetic demo data (train and test files) to `out`; returns their paths."""
-    from engine.demo import generate_demo as write_demo
-    return write_demo(Path(out), seed=seed)
+def generate_demo(out: str | Path = DEMO_DIR, *, seed: int = 0, clips: int = 4970):
+    """Write the built-in synthetic demo data (train and test files) to `out`, `clips` tabular clips and the
+    embeddings file in the default demo's proportion (any size: written in chunks); returns their paths."""
+    from engine.demo import generate_demo as write_demo, scaled_counts
+    return write_demo(Path(out), seed=seed, **scaled_counts(clips))
 
 
 def ablation_configs(config: RunConfig, *, groups: bool = False) -> list[RunConfig]:

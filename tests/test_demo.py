@@ -9,6 +9,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from engine import demo
 from engine.demo import CLASS_NAMES, generate_demo
 from engine.errors import ConfigError, StorageError
 from tests.conftest import SMALL_BINS, SMALL_DEMO, TINY_DEMO
@@ -81,11 +82,16 @@ def test_labels_are_class_names_with_about_15_percent_multi_label(small_demo):
     assert names <= set(CLASS_NAMES) and len(names) == SMALL_DEMO["n_classes"]
 
 
-def test_multi_label_cells_are_quoted_like_pandas_writes_them(small_demo):
-    lines = small_demo.embeddings.read_text().splitlines()[1:]
-    multi = [line for line in lines if line.count('"') == 2]
-    assert multi and all(re.fullmatch(r'[0-9a-f]{8}\.wav,"[^",]+(,[^",]+)+",[\d.,]+', line) for line in multi)
-    assert all('"' not in line for line in lines if line not in multi)
+def test_text_cells_are_quoted_only_in_the_file_whose_labels_hold_commas(small_demo):
+    """pyarrow's CSV writer quotes every text cell of the embeddings file (a comma-joined label set must be
+    quoted) and none elsewhere; numbers and the header are never quoted."""
+    lines = small_demo.embeddings.read_text().splitlines()
+    assert '"' not in lines[0]
+    rows = lines[1:]
+    assert all(re.fullmatch(r'"[0-9a-f]{8}\.wav","[^",]+(,[^",]+)*"(,\d+\.0){128}', line) for line in rows)
+    assert any(re.search(r'"[^",]+(,[^",]+)+"', line) for line in rows)  # multi-label cells are there
+    for path in (small_demo.tabular, small_demo.test_tabular, small_demo.test_embeddings):
+        assert '"' not in path.read_text()
 
 
 def test_exactly_one_matched_single_label_row_holds_nan(small_demo):
@@ -141,6 +147,25 @@ def test_same_seed_writes_the_same_bytes(tmp_path, tiny_demo):
         assert getattr(other, name).read_bytes() != getattr(tiny_demo, name).read_bytes()
 
 
+def test_a_demo_written_in_many_chunks_keeps_every_row_and_the_one_nan_row(tmp_path, monkeypatch):
+    """Any size is written CHUNK_ROWS rows at a time; here 11-12 chunks per file instead of one."""
+    monkeypatch.setattr(demo, "CHUNK_ROWS", 64)
+    files = generate_demo(tmp_path, **SMALL_DEMO)
+    embeddings, tabular = read(files)
+    assert (len(embeddings), len(tabular)) == (SMALL_DEMO["n_embeddings"], SMALL_DEMO["n_tabular"])
+    assert embeddings["fname"].is_unique and tabular["file"].is_unique
+    assert list(embeddings["fname"]) == sorted(embeddings["fname"])
+    assert tabular.isna().any(axis=1).sum() == 1
+    assert header(files.tabular) == ["file"] + tabular_names(SMALL_BINS)
+
+
+def test_clip_counts_scale_the_default_demo():
+    assert demo.scaled_counts(4970) == {"n_tabular": 4970, "n_embeddings": 3524}
+    assert demo.scaled_counts(50_000) == {"n_tabular": 50_000, "n_embeddings": 35_453}
+    with pytest.raises(ConfigError, match="clips=399"):  # vggtab demo --clips 400 works (below)
+        demo.scaled_counts(demo.MIN_CLIPS - 1)
+
+
 def test_writes_leave_no_temp_files_and_replace_old_ones(tmp_path):
     (tmp_path / "tabular.csv").write_text("stale")
     files = generate_demo(tmp_path, **TINY_DEMO)
@@ -191,7 +216,8 @@ def test_small_demo_is_learnable_well_above_random(small_demo):
 
 
 def test_blocks_are_complementary(tmp_path):
-    files = generate_demo(tmp_path, n_tabular=2400, n_embeddings=2000, n_classes=40, n_test=1, bins=SMALL_BINS)
+    # ~680 valid clips: enough that the ~2-point gain of both blocks stands above the split's noise (seeds 0-2).
+    files = generate_demo(tmp_path, n_tabular=4400, n_embeddings=4000, n_classes=40, n_test=1, bins=SMALL_BINS)
     data = single_label_matched(*read(files)).dropna()
     embeddings_only = holdout_accuracy(data, ("emb_",))
     tabular_only = holdout_accuracy(data, TABULAR_PREFIXES)
@@ -208,3 +234,10 @@ def test_multi_label_clips_carry_their_classes_signal(small_demo):
     predicted = predict(merged[multi])
     hits = [guess in labels.split(",") for guess, labels in zip(predicted, merged.loc[multi, "labels"])]
     assert np.mean(hits) > 0.7  # a random guess hits about 2.4 / 8 of the time
+
+
+def test_vggtab_demo_writes_the_number_of_clips_asked_for(tmp_path, run_cli):
+    outcome = run_cli("demo", "--out", str(tmp_path), "--clips", "400")
+    assert outcome.code == 0, outcome.err
+    embeddings, tabular = pd.read_csv(tmp_path / "embeddings.csv"), pd.read_csv(tmp_path / "tabular.csv")
+    assert tabular.shape == (400, 2475) and len(embeddings) == demo.scaled_counts(400)["n_embeddings"] == 284

@@ -270,7 +270,7 @@ def command_demo(args: argparse.Namespace) -> int:
     if (out / "embeddings.csv").exists() and not args.force:
         print(f"Demo data already in {out}/ (use --force to write it again).")
         return 0
-    files = generate_demo(out, seed=args.seed)
+    files = generate_demo(out, seed=args.seed, clips=args.clips)
     print(f"Wrote demo data: {files.embeddings}, {files.tabular}, {files.test_embeddings}, {files.test_tabular}")
     return 0
 
@@ -530,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help=f"write the built-in synthetic demo data to {DEMO_DIR}/")
     demo.add_argument("--out", default=str(DEMO_DIR), help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    demo.add_argument("--clips", type=int, default=4970,
+                      help="tabular clips, any size; the embeddings file keeps the default's share (default: 4970)")
     demo.add_argument("--force", action="store_true", help="overwrite existing demo files")
     predict = commands.add_parser("predict", help="class probabilities for new clips from a run's saved model, "
                                                   "written as a submission CSV (fname + one column per class)")
