@@ -169,7 +169,7 @@ def test_an_edit_keeping_size_and_mtime_is_seen_by_a_running_session(session, sm
     before = session.prepare(config).classes
     renamed = before[0][:-1] + ("Z" if before[0][-1] != "Z" else "Y")
 
-    edit_keeping_size_and_mtime(embeddings, f",{before[0]},", f",{renamed},")
+    edit_keeping_size_and_mtime(embeddings, before[0], renamed)  # each line's first mention, quoted or not
 
     after = session.prepare(config).classes
     assert renamed in after and before[0] not in after
