@@ -3,7 +3,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := data/demo/embeddings.csv
 
-.PHONY: setup run test demo bench clean
+.PHONY: setup run test demo bench bench-scale clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench.py
+
+# The scaling table alone (5k / 20k / 50k clips; `make bench` includes it): ~2.5 GB of generated data once.
+bench-scale: $(STAMP)
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) data/demo data/.cache

@@ -1,13 +1,14 @@
 """vggtab's speed benchmark (`make bench`): the engine and the app against the user's stock fastai notebook.
 
-    .venv/bin/python bench/bench.py [--quick] [--json PATH] [--seeds 3] [--no-app]
+    .venv/bin/python bench/bench.py [--quick] [--json PATH] [--seeds 3] [--no-app] [--no-scale] [--proposals]
 
 Data of the workload's shape (4,970 tabular rows × 2,474 columns, 3,524 embedding rows, 74 classes) is generated
 once with engine.demo.generate_demo into data/bench/, plus the same tabular table written at full float
 precision (~244 MB, the size of the user's file; the demo writes 6 significant digits, ~115 MB). Every
 measure runs in a fresh child process (bench/stock.py, engine_run.py, fit.py, bench_app.py) and reports JSON;
-this script prints one table. The machine is shared: the load average is printed with the table, fits are
-interleaved (stock, engine, engine, per seed) and CPU seconds are shown beside wall seconds.
+this script prints one table, then bench/scale.py's scaling table (5k / 20k / 50k clips, 1,000-run history).
+The machine is shared: the load average is printed with the table, fits are interleaved (stock, then each
+engine variant, per seed) and CPU seconds are shown beside wall seconds.
 """
 
 from __future__ import annotations
@@ -184,21 +185,25 @@ PROPOSAL_NAMES = {"frozen_bn": "input BatchNorm scale/shift frozen", "no_bn": "n
 class Table:
     HEAD = ("measure", "stock", "engine", "ratio", "goal", "met?")
 
-    def __init__(self):
+    def __init__(self, head: tuple[str, ...] = HEAD):
+        self.head = head
         self.rows: list[tuple[str, ...]] = []
 
     def add(self, measure: str, stock: str = "", engine: str = "", ratio: str = "", goal: str = "",
             met: bool | None = None) -> None:
-        self.rows.append((measure, stock, engine, ratio, goal, "" if met is None else "yes" if met else "NO"))
+        self.add_row(measure, stock, engine, ratio, goal, "" if met is None else "yes" if met else "NO")
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells + ("",) * (len(self.head) - len(cells)))
 
     def section(self, title: str) -> None:
-        self.rows.append((f"-- {title}", "", "", "", "", ""))
+        self.rows.append((f"-- {title}",) + ("",) * (len(self.head) - 1))
 
     def render(self) -> str:
         measures = [row for row in self.rows if not row[0].startswith("-- ")]  # titles span the whole line
-        widths = [max(len(row[i]) for row in (self.HEAD, *measures)) for i in range(len(self.HEAD))]
+        widths = [max(len(row[i]) for row in (self.head, *measures)) for i in range(len(self.head))]
         line = "  ".join("-" * w for w in widths)
-        text = ["  ".join(h.ljust(w) for h, w in zip(self.HEAD, widths)), line]
+        text = ["  ".join(h.ljust(w) for h, w in zip(self.head, widths)), line]
         for row in self.rows:
             if row[0].startswith("-- "):
                 text.append(row[0])
@@ -326,6 +331,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per fit variant (default 3)")
     parser.add_argument("--no-app", action="store_true", help="skip the app measures")
     parser.add_argument("--profile", action="store_true", help="cProfile one engine and one stock fit (in JSON)")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scaling table (bench/scale.py)")
     parser.add_argument("--proposals", action="store_true",
                         help="also time engine changes proposed in bench/fit.py PROPOSALS (frozen input BatchNorm, …)")
     args = parser.parse_args()
@@ -346,6 +352,10 @@ def main() -> None:
         if not args.quick:
             steps += [("lag1", lambda scratch: measure_lag(scratch, 1)),
                       ("lag2", lambda scratch: measure_lag(scratch, 2))]
+    if not args.no_scale:
+        from scale import run as run_scale
+        steps.append(("scale", lambda scratch: run_scale([1000, 2000] if args.quick else [5000, 20000, 50000],
+                                                         100 if args.quick else 1000, scratch)))
     with tempfile.TemporaryDirectory(prefix="vggtab-bench-") as folder:
         for name, step in steps:
             print(f"[{time.perf_counter() - began:5.0f} s] {name} …", file=sys.stderr)
@@ -358,6 +368,9 @@ def main() -> None:
     table = Table()
     fill_table(table, raw)
     print(table.render())
+    if raw.get("scale"):
+        from scale import scale_table
+        print("\n" + scale_table(raw["scale"]).render())
     print(f"\nload average (1/5/15 min) before {'/'.join(f'{x:.1f}' for x in raw['load_before'])}, after "
           f"{'/'.join(f'{x:.1f}' for x in raw['load_after'])} on {os.cpu_count()} cores; "
           f"bench took {raw['bench_seconds']:.0f} s")

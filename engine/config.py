@@ -39,6 +39,7 @@ LR_SUGGESTIONS = ("valley", "slide", "minimum", "steep")
 # The steps whose results a session caches, in order: each depends on its settings and every earlier step's.
 STEPS = ("data", "split", "features", "model")
 MODELS = ("mlp", "logreg", "linear_svm", "random_forest")
+PRECISIONS = ("auto", "bf16", "fp32")
 MAX_LR = 10.0
 DEFAULT_WD = 0.01
 
@@ -261,6 +262,10 @@ class RunConfig:
                             "training", choices=("shuffle", "replacement"), step="model")
     threads: int | None = setting(None, "Torch threads; auto is one, which is fastest on a shared 2-core box",
                                   "training", low=1, high=256, none="auto")
+    # A run records what auto resolved to on its CPU (engine.model.resolve_precision), as it records its LR.
+    precision: str = setting("auto", "Training compute: bf16 with float32 weights, or float32; auto takes bf16 "
+                             "where the CPU computes it natively", "training", choices=PRECISIONS,
+                             step="model")
     name: str = setting("", "Approach name in the results table; empty derives one", "run")
     sweep: str = setting("", "The sweep (Optuna study) this run is a trial of; empty for a hand-made run", "run",
                          editable=False)

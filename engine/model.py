@@ -30,7 +30,6 @@ from engine.errors import ConfigError
 DEFAULT_THREADS = 1
 
 
-PRECISIONS = ("auto", "bf16", "fp32")
 EVAL_BATCH = 1024  # rows per validation batch: no gradients kept, so large batches only save per-batch overhead
 # A bf16 matmul must beat fp32 by this much in the probe for "auto" to pick bf16. Native bf16 (AVX512-BF16, AMX)
 # measured ~1.9x on the first layer's shape; oneDNN's emulation on older AVX512 is slower than fp32.

@@ -253,7 +253,8 @@ class Session:
             prepared.x_train, prepared.y_train, prepared.x_valid, prepared.y_valid,
             n_classes=len(prepared.classes), layers=config.layers, ps=config.ps, wd=config.wd, bs=config.bs,
             seed=config.seed, sampling=config.sampling, multi_label=prepared.multi_label,
-            label_smoothing=config.label_smoothing)
+            label_smoothing=config.label_smoothing,
+            precision=model.resolve_precision(config.precision))
 
     def find_lr(self, config: RunConfig) -> LRFinderReady:
         """fastai's LR finder on this config's data and model; cached until either changes."""
@@ -289,7 +290,8 @@ class Session:
                              models_dir=self.models_dir if saves_model else None)
             if config.model == "mlp":
                 check_batch_size(config, prepared)
-                config = run.config = self._resolve_lr(config)
+                from engine.model import resolve_precision
+                config = run.config = self._resolve_lr(config).with_(precision=resolve_precision(config.precision))
                 record, evaluation = self._fit_and_save(config, prepared, run, cancel)
             else:
                 record, evaluation = self._fit_baseline_and_save(config, prepared, run, cancel)
@@ -449,7 +451,8 @@ class StopRequest(threading.Event):
 
 
 class RunStarted:
-    """What is known about a run from its start: id, timestamps, and its config (with the LR once resolved)."""
+    """What is known about a run from its start: id, timestamps, and its config (LR and precision once
+    resolved)."""
 
     def __init__(self, config: RunConfig):
         from engine.store.names import TIMESTAMP_FORMAT, new_run_id

@@ -88,3 +88,21 @@ def test_a_stopped_bf16_fit_leaves_autocast_off(stop):
     with pytest.raises(Cancelled if stop == "cancel" else TrainingDiverged):
         fit(run, epochs=3, lr=1e-3, report=report, cancel=cancel)
     assert not torch.is_autocast_enabled("cpu")
+
+
+def test_a_run_records_its_resolved_precision_and_the_same_results_either_way(small_demo, session, tmp_path):
+    from engine.config import RunConfig
+    from engine.store.history import load_history
+    base = RunConfig(embeddings=str(small_demo.embeddings), tabular=str(small_demo.tabular), epochs=3, lr=3e-3)
+    records = {precision: session.train(base.with_(precision=precision)) for precision in ("fp32", "bf16", "auto")}
+    assert {p: r.config["precision"] for p, r in records.items()} == {
+        "fp32": "fp32", "bf16": "bf16", "auto": model.resolve_precision("auto")}
+    fp32, bf16 = records["fp32"], records["bf16"]
+    assert fp32.metrics.keys() == bf16.metrics.keys() and fp32.config.keys() == bf16.config.keys()
+    assert [row.keys() for row in fp32.history] == [row.keys() for row in bf16.history]
+    assert abs(fp32.metrics["val_accuracy"] - bf16.metrics["val_accuracy"]) < 0.1
+    loaded = load_history(tmp_path / "results").records
+    assert [r.config["precision"] for r in loaded] == ["fp32", "bf16", model.resolve_precision("auto")]
+    tables = sorted((tmp_path / "results").glob("*.csv"))
+    headers = {path.read_text().splitlines()[0] for path in tables if "epochs" not in path.name}
+    assert len(tables) >= 6 and len(headers) <= 2  # one header per kind of table, whatever the precision
