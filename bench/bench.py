@@ -213,6 +213,12 @@ class Table:
         return "\n".join(text)
 
 
+def load_note(before: tuple[float, ...], after: tuple[float, ...], took: float) -> str:
+    """The shared box's load around a bench run: the numbers above are only as steady as this."""
+    return (f"load average (1/5/15 min) before {'/'.join(f'{x:.1f}' for x in before)}, after "
+            f"{'/'.join(f'{x:.1f}' for x in after)} on {os.cpu_count()} cores; bench took {took:.0f} s")
+
+
 def seconds(value: float) -> str:
     return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
@@ -371,9 +377,7 @@ def main() -> None:
     if raw.get("scale"):
         from scale import scale_table
         print("\n" + scale_table(raw["scale"]).render())
-    print(f"\nload average (1/5/15 min) before {'/'.join(f'{x:.1f}' for x in raw['load_before'])}, after "
-          f"{'/'.join(f'{x:.1f}' for x in raw['load_after'])} on {os.cpu_count()} cores; "
-          f"bench took {raw['bench_seconds']:.0f} s")
+    print("\n" + load_note(raw["load_before"], raw["load_after"], raw["bench_seconds"]))
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=1))
 

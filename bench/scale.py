@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import BENCH, ROOT, Table, child, seconds
+from bench import BENCH, ROOT, Table, child, load_note, seconds
 
 DATA = ROOT / "data" / "bench-scale"
 STAGES = ("import", "load", "merge", "audit", "labels", "imports", "split", "features", "lr_find", "fit",
@@ -138,14 +139,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000, help="recorded runs in the history bench (default 1000)")
     parser.add_argument("--json", metavar="PATH", help="save the raw numbers as JSON")
     args = parser.parse_args()
-    import os
     began, load_before = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="vggtab-scale-") as folder:
         raw = run([int(c) for c in args.clips.split(",")], args.runs, Path(folder))
     print(scale_table(raw).render())
-    print(f"\nload average (1/5/15 min) before {'/'.join(f'{x:.1f}' for x in load_before)}, after "
-          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
-          f"took {time.perf_counter() - began:.0f} s")
+    print("\n" + load_note(load_before, os.getloadavg(), time.perf_counter() - began))
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=1))
 
