@@ -368,6 +368,8 @@ def main() -> None:
             scratch = Path(folder) / name
             scratch.mkdir()
             raw[name] = step(scratch)
+            if args.json:  # after every step: a late failure keeps the numbers measured so far
+                Path(args.json).write_text(json.dumps(raw, indent=1))
     raw["load_after"] = os.getloadavg()
     raw["bench_seconds"] = time.perf_counter() - began
 
