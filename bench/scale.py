@@ -71,7 +71,7 @@ def measure_history(runs: int, scratch: Path, history_line: str) -> dict:
     export_table(loaded.records, scratch / "table.csv", "csv")
     export = time.perf_counter() - started
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "engine", "results", "--results-dir", str(results)], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "tui", "results", "--results-dir", str(results)], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL)
     cli = time.perf_counter() - started
     return {"runs": runs, "mb": (results / "history.jsonl").stat().st_size / 1e6, "load": min(loads),
