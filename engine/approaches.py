@@ -165,7 +165,8 @@ def ensemble(results_dir, run_ids, *, name: str | None = None) -> RunRecord:
         config={"model": ENSEMBLE_MODEL, "members": [r.run_id for r in runs],
                 "features": "+".join(str(r.config.get("features", "")) for r in runs),
                 "epochs": None, "lr": None} | same_sweep(runs),
-        metrics=metrics, train_seconds=0.0, num_params=sum(r.num_params for r in runs), split_id=runs[0].split_id)
+        metrics=metrics, train_seconds=0.0, num_params=sum(r.num_params for r in runs), split_id=runs[0].split_id,
+        per_class_accuracy=evaluation.per_class_accuracy)
     save_predictions(results_dir, record.run_id, aligned.keys, aligned.classes, probs, aligned.targets)
     results_csv, _ = write_run_csvs(results_dir, record)
     record = replace(record, results_csv=str(results_csv))

@@ -1,15 +1,15 @@
-"""Evaluation: accuracy with its interval, baselines, per-class results, confusions and a plain-words diagnosis.
+"""Evaluation: accuracy with its interval, baselines, per-class accuracy, confusions and a plain-words diagnosis.
 
 Accuracy means "the top-scored class is one of the clip's labels" in both label modes (for a single-label
-clip: top-1 accuracy), the same per epoch and at the end. Ranking metrics (lwlrap, mean average precision)
-and per-class precision/recall at THRESHOLD are reported for both modes.
+clip: top-1 accuracy), the same per epoch, per class and at the end. Ranking metrics (lwlrap, mean average
+precision) are reported for both modes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +17,6 @@ from engine.stats import lwlrap, wilson_interval
 
 OVERFIT_GAP = 0.15  # train − valid accuracy above this reads as overfitting
 NEAR_RANDOM = 2.0  # accuracy below this multiple of random reads as "did not learn"
-THRESHOLD = 0.5  # a class counts as predicted for a clip when its probability reaches this
 # Divergence without NaN, judged against the loss of guessing uniformly ("chance": ln(classes), or ln 2 per class
 # for multi-label): a train loss that climbs this many times above its lowest point or above chance …
 TRAIN_LOSS_RISE = 3.0
@@ -37,13 +36,11 @@ class Evaluation:
     improvement_over_random: float
     train_accuracy: float
     lwlrap: float
-    per_class: dict[str, float]
+    per_class_accuracy: dict[str, float]  # class → accuracy on the valid clips labelled with it
     confused_pairs: list[tuple[str, str, int]]  # (true, predicted, count), most frequent first
     misclassified: list[tuple[str, str, str, float]]  # (fname, true, predicted, confidence)
     diagnosis: list[str]
     mean_average_precision: float = 0.0  # over the classes with a valid clip
-    # class → (precision, recall) at THRESHOLD, for classes predicted or present in valid; 0 where undefined
-    precision_recall: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def metrics(self) -> dict:
         return dict(val_accuracy=self.accuracy, error_rate=self.error_rate, ci_low=self.ci_low,
@@ -88,8 +85,8 @@ def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np
 
     predicted = valid_probs.argmax(axis=1)
     true_first = valid_truth.argmax(axis=1)  # a multi-label clip's first label stands for it in confusions
-    per_class = {classes[c]: float(correct[valid_truth[:, c]].mean())
-                 for c in range(n_classes) if valid_truth[:, c].any()}
+    per_class_accuracy = {classes[c]: float(correct[valid_truth[:, c]].mean())
+                          for c in range(n_classes) if valid_truth[:, c].any()}
     wrong = np.flatnonzero(~correct)
     pairs = Counter((classes[true_first[i]], classes[predicted[i]]) for i in wrong)
     confidence = valid_probs[np.arange(n_valid), predicted]
@@ -100,12 +97,11 @@ def evaluate(valid_probs: np.ndarray, valid_targets: np.ndarray, train_probs: np
         accuracy=accuracy, error_rate=1 - accuracy, ci_low=ci_low, ci_high=ci_high, n_valid=n_valid,
         random_baseline=random_baseline, majority_baseline=majority_baseline,
         improvement_over_random=accuracy / random_baseline, train_accuracy=train_accuracy,
-        lwlrap=lwlrap(valid_truth, valid_probs) if n_valid else 0.0, per_class=per_class,
+        lwlrap=lwlrap(valid_truth, valid_probs) if n_valid else 0.0, per_class_accuracy=per_class_accuracy,
         confused_pairs=[(t, p, n) for (t, p), n in pairs.most_common(samples)], misclassified=misclassified,
         diagnosis=diagnose(accuracy, train_accuracy, random_baseline, majority_baseline, model=model,
                            divergence=divergence(history, lr, chance_loss(n_classes, valid_targets.ndim == 2))),
-        mean_average_precision=mean_average_precision(valid_truth, valid_probs),
-        precision_recall=precision_recall(valid_truth, valid_probs, classes))
+        mean_average_precision=mean_average_precision(valid_truth, valid_probs))
 
 
 def mean_average_precision(truth: np.ndarray, probs: np.ndarray) -> float:
@@ -116,16 +112,6 @@ def mean_average_precision(truth: np.ndarray, probs: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score  # on use: ~1.5 s to import
 
     return float(average_precision_score(truth[:, present], probs[:, present], average="macro"))
-
-
-def precision_recall(truth: np.ndarray, probs: np.ndarray, classes: tuple[str, ...],
-                     threshold: float = THRESHOLD) -> dict[str, tuple[float, float]]:
-    predicted = probs >= threshold
-    hits = (predicted & truth).sum(axis=0)
-    n_predicted, n_true = predicted.sum(axis=0), truth.sum(axis=0)
-    return {classes[c]: (float(hits[c] / n_predicted[c]) if n_predicted[c] else 0.0,
-                         float(hits[c] / n_true[c]) if n_true[c] else 0.0)
-            for c in range(len(classes)) if n_predicted[c] or n_true[c]}
 
 
 # What to try, per model: the MLP's knobs (LR, dropout, weight decay, epochs) mean nothing to a baseline.

@@ -114,6 +114,7 @@ class RunRecord:
     results_csv: str = ""
     message: str = ""  # why it failed or where it was cancelled
     split_id: str = ""  # fingerprint of the valid rows: runs with the same one can be paired
+    per_class_accuracy: dict = field(default_factory=dict)  # class → accuracy on the valid clips labelled with it
 
     @property
     def short_id(self) -> str:

@@ -427,7 +427,7 @@ class Session:
                          valid_probs, prepared.y_valid)
         metrics = evaluation.metrics() | dataset_metrics(prepared)
         record = run.record("finished", metrics=metrics, model_path=model_path, split_id=prepared.split_id,
-                            **fields)
+                            per_class_accuracy=evaluation.per_class_accuracy, **fields)
         results_csv, _ = write_run_csvs(self.results_dir, record)
         record = replace(record, results_csv=str(results_csv))
         saved = f"model {model_path}" if model_path else "model not saved (refit from the recorded config)"

@@ -55,7 +55,7 @@ def finished_run(app) -> None:
                        results_csv="results/both_200-100_results_20261202_160000.csv")
     evaluation = Evaluation(accuracy=0.7, error_rate=0.3, ci_low=0.62, ci_high=0.77, n_valid=104,
                             random_baseline=0.125, majority_baseline=0.15, improvement_over_random=5.6,
-                            train_accuracy=0.95, lwlrap=0.8, per_class={}, diagnosis=[],
+                            train_accuracy=0.95, lwlrap=0.8, per_class_accuracy={}, diagnosis=[],
                             confused_pairs=[("Bark", "Meow", 4)],
                             misclassified=[("clip_0001.wav", "Bark", "Meow", 0.81)])
     panel.finish(record, evaluation)

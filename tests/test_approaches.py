@@ -101,6 +101,9 @@ def test_ensemble_accuracy_equals_the_average_of_the_two_saved_probability_array
     assert load_history(session.results_dir).records[-1].run_id == record.run_id
     saved = load_predictions(session.results_dir, record.run_id)
     assert (saved.probs.argmax(axis=1) == saved.targets).mean() == pytest.approx(by_hand)
+    hits = saved.probs.argmax(axis=1) == saved.targets
+    assert record.per_class_accuracy == {name: pytest.approx(hits[saved.targets == c].mean())
+                                         for c, name in enumerate(saved.classes) if (saved.targets == c).any()}
 
 
 def test_rerunning_an_ensemble_reruns_its_members_exactly_and_averages_them_again(ablation, tmp_path):

@@ -15,7 +15,7 @@ def test_a_run_at_lr_10_is_diagnosed_as_diverged_with_its_lr(session, small_demo
 
     [finished] = [e for e in session.events if isinstance(e, RunFinished)]
     losses = [row["train_loss"] for row in finished.record.history]
-    assert max(losses) > 10 * chance_loss(len(finished.evaluation.per_class), multi_label=False)  # really blew up
+    assert max(losses) > 10 * chance_loss(len(finished.evaluation.per_class_accuracy), multi_label=False)  # really blew up
     [verdict] = finished.evaluation.diagnosis
     assert verdict.startswith("Diverged at LR 10: ") and "LR finder's valley" in verdict and "(1)" in verdict
     assert "Healthy" not in verdict and "raise" not in verdict

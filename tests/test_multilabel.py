@@ -4,11 +4,11 @@ small generated demo set through the real Session."""
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import average_precision_score, precision_score, recall_score
+from sklearn.metrics import average_precision_score
 
 
 from engine.config import RunConfig
-from engine.evaluate import evaluate, one_hot
+from engine.evaluate import correct_per_clip, evaluate, one_hot
 from engine.events import EpochEnded, RunFinished
 from engine.pipeline import Session
 from engine.stats import lwlrap
@@ -98,7 +98,7 @@ def test_evaluation_lwlrap_equals_stats_lwlrap_on_the_saved_predictions(runs, mo
 
 
 @pytest.mark.parametrize("mode", ["multi", "single"])
-def test_mean_average_precision_and_precision_recall_match_scikit_learn(runs, mode):
+def test_mean_average_precision_matches_scikit_learn_and_per_class_accuracy_is_recorded(runs, mode):
     session, finished = runs
     evaluation = finished[mode].evaluation
     saved = load_predictions(session.results_dir, finished[mode].record.run_id)
@@ -107,15 +107,13 @@ def test_mean_average_precision_and_precision_recall_match_scikit_learn(runs, mo
     per_class_ap = [average_precision_score(truth[:, c], saved.probs[:, c]) for c in np.flatnonzero(present)]
     assert evaluation.mean_average_precision == pytest.approx(np.mean(per_class_ap))
     assert finished[mode].record.metrics["mean_average_precision"] == evaluation.mean_average_precision
-    predicted = saved.probs >= 0.5
-    for c, name in enumerate(saved.classes):
-        if present[c]:
-            expected = (precision_score(truth[:, c], predicted[:, c], zero_division=0),
-                        recall_score(truth[:, c], predicted[:, c]))
-            assert evaluation.precision_recall[name] == pytest.approx(expected)
+    correct = correct_per_clip(saved.probs, saved.targets)
+    expected = {name: pytest.approx(correct[truth[:, c]].mean()) for c, name in enumerate(saved.classes) if present[c]}
+    recorded = next(r for r in load_history(session.results_dir).records if r.run_id == finished[mode].record.run_id)
+    assert recorded.per_class_accuracy == expected  # in the history, for the results detail view
 
 
-def test_multi_label_accuracy_baselines_and_precision_recall_on_a_hand_computed_case():
+def test_multi_label_accuracy_baselines_and_per_class_accuracy_on_a_hand_computed_case():
     probs = np.array([[0.9, 0.6, 0.1], [0.2, 0.7, 0.4], [0.1, 0.3, 0.8]])
     truth = np.array([[1, 0, 0], [0, 1, 1], [1, 0, 0]], dtype=np.float32)
     evaluation = evaluate(probs, truth, probs, truth, classes=("a", "b", "c"),
@@ -123,6 +121,6 @@ def test_multi_label_accuracy_baselines_and_precision_recall_on_a_hand_computed_
     assert evaluation.accuracy == pytest.approx(2 / 3)  # z.wav's top class c is not among its labels
     assert evaluation.random_baseline == pytest.approx(4 / 3 / 3)  # 4 labels on 3 clips, 3 classes
     assert evaluation.majority_baseline == pytest.approx(2 / 3)  # a, the commonest class, is on 2 clips
-    # a: predicted on x only (right), true on x and z; b: predicted on x and y, true on y; c: predicted on z, true on y.
-    assert evaluation.precision_recall == {"a": (1.0, 0.5), "b": (0.5, 1.0), "c": (0.0, 0.0)}
+    # a labels x (top a: right) and z (top c: wrong); b and c label y, whose top class b is one of its labels.
+    assert evaluation.per_class_accuracy == {"a": 0.5, "b": 1, "c": 1}
     assert evaluation.misclassified == [("z.wav", "a", "c", pytest.approx(0.8))]
