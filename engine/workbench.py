@@ -161,10 +161,11 @@ class Workbench:
         from engine.approaches import ensemble
         return ensemble(self.results_dir, runs, name=name)
 
-    def rerun(self, record: RunRecord, cancel: threading.Event | None = None) -> RunRecord:
-        """A recorded run again with its exact config; an ensemble re-runs its members and averages them anew."""
+    def rerun(self, record: RunRecord, cancel: threading.Event | None = None, *, reuse=()) -> RunRecord:
+        """A recorded run again with its exact config; an ensemble re-runs its members (except the run ids in
+        `reuse`, taken as they are) and averages them anew."""
         from engine.approaches import rerun
-        return rerun(self.session, record, cancel=cancel)
+        return rerun(self.session, record, reuse=reuse, cancel=cancel)
 
     def importance(self, run: str, *, allow_outside: bool = False) -> tuple[RunRecord, dict[str, float]]:
         """Permutation importance of each feature group of a saved run on its valid clips."""

@@ -19,6 +19,7 @@ from engine.features import FeatureTransform
 from engine.pipeline import Session
 from engine.store.history import load_history
 from engine.store.predictions import load_predictions
+from engine.workbench import Workbench
 
 
 def base_config(demo, **changes) -> RunConfig:
@@ -131,6 +132,18 @@ def test_rerunning_an_ensemble_reruns_its_members_exactly_and_averages_them_agai
     history = load_history(again_session.results_dir).records
     assert [r.approach for r in history[-6:]] == ["pair", "embeddings_200-100", "tabular_200-100", "pair",
                                                   "embeddings_200-100", "pair"]
+
+
+def test_the_workbench_reruns_an_ensemble_named_by_its_id(ablation, tmp_path):
+    session, records, _ = ablation
+    shutil.copytree(session.results_dir, tmp_path / "results")
+    bench = Workbench(results_dir=tmp_path / "results", models_dir=tmp_path / "models")
+    runs = by_features(records)
+    ids = [runs["embeddings"].run_id, runs["tabular"].run_id]
+    original = bench.ensemble(ids, name="pair")
+    again = bench.rerun(bench.find_run(original.run_id), reuse=ids)  # nothing to train: members taken as they are
+    assert again.config["members"] == ids and again.run_id != original.run_id and again.approach == "pair"
+    assert again.metrics["val_accuracy"] == original.metrics["val_accuracy"]
 
 
 def test_an_ensemble_whose_members_are_not_in_the_history_names_them(ablation, tmp_path):

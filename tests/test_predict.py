@@ -180,9 +180,14 @@ def test_an_ensemble_predicts_the_mean_of_its_members_predictions(models, small_
     nested = ensemble(results_dir, [record.run_id, mlp.run_id], name="nested")  # members may be ensembles
     np.testing.assert_allclose(predict_run(results_dir, nested, *files, models_dir=models_dir).frame[classes],
                                (prediction.frame[classes] + members[0].frame[classes]) / 2, rtol=1e-6)
-    path = write_submission(prediction, tmp_path / "submission.csv")
-    assert pd.read_csv(path).shape == (len(members[0].frame), 1 + len(classes))
     assert {mlp.model_path, logreg.model_path} <= set(prediction.sources)  # a submission never replaces them
+    out = tmp_path / "submission.csv"  # the CLI (and the app, through the same Workbench) name the ensemble by id
+    code = cli.main(["predict", "--model", record.run_id, "--results-dir", str(results_dir), "--models-dir",
+                     str(models_dir), "--embeddings", str(files[0]), "--tabular", str(files[1]), "--out", str(out)])
+    assert code == 0
+    submission = pd.read_csv(out, dtype={"fname": str})
+    assert submission.shape == prediction.frame.shape and list(submission["fname"]) == list(prediction.frame["fname"])
+    np.testing.assert_allclose(submission[classes].to_numpy(), prediction.frame[classes].to_numpy(), rtol=1e-6)
 
 
 def test_predict_run_of_a_single_run_is_its_model_and_an_unsaved_run_is_refused(models, small_demo):
