@@ -207,7 +207,8 @@ async def test_training_fills_the_epoch_table_and_the_results(make_app, tmp_path
 
         await pilot.press("4")
         details = shown(app, "#run-details")
-        assert details.index("Differences from the default") < details.index("Full config") < details.index("Per epoch")
+        assert (details.index("Differences from the default") < details.index("Full config") < details.index("Per epoch")
+                < details.index("Valid accuracy per class"))
         assert "embeddings  (default both)" in details and "3  (default 20)" in details  # features, epochs
         await pilot.press("o", "o")  # from Date (history order) past Approach to Valid acc, best first
         assert "▼" in str(results.columns[results.ordered_columns[1].key].label)

@@ -49,3 +49,11 @@ def test_help_documents_the_commands(tmp_path):
     assert result.returncode == 0
     for command in ("run", "demo", "results"):
         assert command in result.stdout
+
+
+def test_the_run_summary_shows_what_the_features_step_adjusted(tiny_demo, tmp_path, run_cli):
+    outcome = run_cli("run", "--embeddings", str(tiny_demo.embeddings), "--tabular", str(tiny_demo.tabular),
+                      "--results-dir", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models"),
+                      "--epochs", "1", "--bs", "8", "--lr", "1e-3", "--pca", "500")
+    assert outcome.code == 0, outcome.err
+    assert "  note: pca=500 is more than the data allows; using" in outcome.out

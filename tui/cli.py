@@ -123,6 +123,8 @@ class ConsolePrinter:
             self.print(f"  imputed {fname}: {why}")
         for warning in s.warnings:
             self.print(f"  warning: {warning}")
+        for note in s.feature_notes:
+            self.print(f"  note: {note}")
         counts = ", ".join(f"{n} label{'s' if n > 1 else ''}: {c:,}" for n, c in sorted(s.label_counts.items()))
         self.print(f"  labels per clip: {counts}")
         self.print(f"  {s.n_classes} classes ({s.label_mode}-label), clips per class min {s.class_size_min} / "
@@ -347,8 +349,9 @@ def print_runs(records, wall_seconds: dict[str, float] | None = None) -> None:
 def print_comparison(comparison) -> None:
     c = comparison
     print_runs([c.run_a, c.run_b])
-    print(f"McNemar exact test on the {c.n_clips} shared valid clips: {c.run_a.approach} alone right on "
-          f"{c.test.a_only}, {c.run_b.approach} alone right on {c.test.b_only}, {format_p(c.test.p_value)}")
+    print(f"McNemar's test on the {c.n_clips} shared valid clips: {c.run_a.approach} alone right on "
+          f"{c.test.a_only}, {c.run_b.approach} alone right on {c.test.b_only}, mid-{format_p(c.test.mid_p)} "
+          f"(exact {format_p(c.test.p_value)})")
     print(c.verdict)
 
 

@@ -250,8 +250,8 @@ class CompareScreen(CloseableScreen):
         head.add_row("valid accuracy", *(f"{acc:.1%} [{low:.1%}–{high:.1%}]" for acc, (low, high) in
                                          ((c.accuracy_a, c.interval_a), (c.accuracy_b, c.interval_b))))
         head.add_row("right only here", f"{c.test.a_only} clips", f"{c.test.b_only} clips")
-        test = Text.assemble(("McNemar's exact test", "bold"), f" on {c.n_clips:,} valid clips: "
-                             f"{format_p(c.test.p_value)}\n", (c.verdict, "bold"))
+        test = Text.assemble(("McNemar's test", "bold"), f" on {c.n_clips:,} valid clips: mid-"
+                             f"{format_p(c.test.mid_p)} (exact {format_p(c.test.p_value)})\n", (c.verdict, "bold"))
         diff = Table("", "A", "B", box=None, padding=(0, 2), header_style="bold")
         for key, first, second in differences(a.config, b.config):
             diff.add_row(Text(key, style="bold"), first, second)

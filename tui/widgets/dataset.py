@@ -46,6 +46,8 @@ def summary_view(summary: DatasetSummary) -> Table:
     total = summary.train_rows + summary.valid_rows
     share = f" ({summary.valid_rows / total:.0%} valid)" if total else ""
     facts.add_row("Split", f"{count(summary.train_rows)} train · {count(summary.valid_rows)} valid{share}")
+    for note in summary.feature_notes:
+        facts.add_row("Note", note)
     for warning in summary.warnings:
         facts.add_row(Text("Warning", style="yellow"), Text(warning, style="yellow"))
     return facts

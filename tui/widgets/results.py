@@ -141,8 +141,8 @@ def details_view(record: RunRecord, width: int) -> Group:
                             loss_text(row.get("valid_loss")), percent(row.get("accuracy")),
                             duration(row.get("seconds")))
         parts.append(history)
-    per_class = record.metrics.get("per_class")
-    if isinstance(per_class, dict) and per_class:
+    per_class = record.per_class_accuracy
+    if per_class:
         parts.append(Text("Valid accuracy per class", style="bold underline"))
         classes = Table.grid(padding=(0, 2))
         columns = max(1, width // 32)
