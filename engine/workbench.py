@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.config import DEMO_DIR, RunConfig, SweepConfig
 from engine.events import DatasetSummary, LRFinderReady, Reporter, RunRecord, ignore
-from engine.text import interval_text, name_list  # noqa: F401  (the engine's wording, for front ends too)
+from engine.text import interval_text  # noqa: F401  (the engine's wording of an interval, for front ends too)
 
 
 @dataclass(frozen=True)
