@@ -19,6 +19,8 @@ ABSURD_MAGNITUDE = 1e6
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # ~3.4e38: larger values overflow to ±inf as model inputs
 COLUMNS_NAMED = 4  # columns listed per bad row before "+N more"
 DROPPED_SHARE_WARNING = 0.05
+# ~80 MB of float64 per pass over 2,474 columns, whatever the table's length.
+ROWS_PER_CHUNK = 4096
 # Spellings of "no value" that pandas does not read as missing when a column was parsed as text.
 MISSING_TOKENS = frozenset({"", "nan", "-nan", "na", "n/a", "null", "none"})
 
@@ -47,26 +49,25 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
     if converted:  # assign copies the whole frame (~100 MB on the user's data): only when needed
         frame = frame.assign(**converted)
 
-    values = frame[columns].to_numpy(dtype=np.float64)
-    empty = np.isnan(values).all(axis=0)
+    positions = frame.columns.get_indexer(columns)
+    empty = ~_has_values(frame, positions)
     dropped = tuple(np.asarray(columns, dtype=object)[empty])
     columns = [c for c, gone in zip(columns, empty) if not gone]
-    values = values[:, ~empty]
+    positions = positions[~empty]
     warnings = [f"Columns {name_list(dropped)} hold no values at all; they were dropped."] if dropped else []
 
-    with np.errstate(invalid="ignore"):
-        finite = np.abs(values) <= FLOAT32_MAX  # False for NaN, ±inf and values float32 cannot hold
-    bad = ~finite.all(axis=1)
+    scan = _scan(frame, positions, policy)
+    bad, bad_values = scan.bad, scan.bad_values  # few rows: NaN, inf and overflow are told apart only here
     bad_at = np.flatnonzero(bad)
-    bad_values = values[bad_at]  # few rows: NaN, inf and overflow are told apart only here
     bad_rows = tuple((keys[i], _describe(row, columns)) for i, row in zip(bad_at, bad_values))
     if policy == "drop" and bad.all():
-        worst = columns[int((~finite).sum(axis=0).argmax())]
+        worst = columns[int(scan.nonfinite_per_column.argmax())]
         raise InputError(f"Every row has NaN, inf or a value beyond float32 in some feature (most often in {worst}).",
                          hint="Use bad_rows=impute to fill them with train medians, or fix the file.")
 
-    usable = values[~bad] if policy == "drop" else np.where(finite, values, np.nan)
-    constant, absurd = _column_checks(usable, columns)
+    names = np.asarray(columns, dtype=object)
+    constant = tuple(names[scan.low == scan.high])
+    absurd = tuple(names[scan.largest > ABSURD_MAGNITUDE])
     if constant:
         warnings.append(f"Columns {name_list(constant)} have one value in every row; they carry no information.")
     if absurd:
@@ -79,8 +80,7 @@ def audit_features(frame: pd.DataFrame, feature_columns, *, key: str = "fname", 
         frame = frame.drop(columns=list(dropped))
     if policy == "drop" and bad.any():
         frame = frame[~bad].reset_index(drop=True)
-    else:
-        out_of_range = [c for c, has in zip(columns, (np.abs(bad_values) > FLOAT32_MAX).any(axis=0)) if has]
+    elif out_of_range := [c for c, has in zip(columns, (np.abs(bad_values) > FLOAT32_MAX).any(axis=0)) if has]:
         frame = frame.assign(**{c: frame[c].where(frame[c].abs() <= FLOAT32_MAX) for c in out_of_range})
     return Audit(frame=frame, bad_rows=bad_rows, dropped_columns=dropped, constant_columns=constant,
                  absurd_columns=absurd, warnings=tuple(warnings), feature_columns=tuple(columns))
@@ -121,9 +121,52 @@ def _describe(row: np.ndarray, columns: list[str]) -> str:
     return "; ".join(parts)
 
 
-def _column_checks(values: np.ndarray, columns: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(constant, absurd) columns, judged on the finite values (NaN elsewhere); fmin/fmax skip NaN."""
-    names = np.asarray(columns, dtype=object)
-    constant = np.fmin.reduce(values, axis=0) == np.fmax.reduce(values, axis=0)
-    absurd = np.fmax.reduce(np.abs(values), axis=0) > ABSURD_MAGNITUDE
-    return tuple(names[constant]), tuple(names[absurd])
+def _row_chunks(frame: pd.DataFrame, positions: np.ndarray):
+    """The columns at `positions` as float64, ROWS_PER_CHUNK rows at a time: never a copy of the whole table."""
+    for start in range(0, len(frame), ROWS_PER_CHUNK):
+        yield start, frame.iloc[start:start + ROWS_PER_CHUNK, positions].to_numpy(dtype=np.float64)
+
+
+def _has_values(frame: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+    """Per column: does any row hold a value (not NaN)?"""
+    seen = np.zeros(len(positions), dtype=bool)
+    for _, values in _row_chunks(frame, positions):
+        seen |= ~np.isnan(values).all(axis=0)
+    return seen
+
+
+@dataclass
+class _Scan:
+    """One pass over the feature values: the bad rows and, over the usable values, each column's range."""
+
+    bad: np.ndarray  # per row: NaN, ±inf or beyond float32 in some column
+    bad_values: np.ndarray  # those rows' values
+    nonfinite_per_column: np.ndarray
+    low: np.ndarray  # fmin/fmax skip NaN: a column's range over the values the run will use
+    high: np.ndarray
+    largest: np.ndarray  # largest |value|
+
+
+def _scan(frame: pd.DataFrame, positions: np.ndarray, policy: str) -> _Scan:
+    """'drop' judges the columns on the good rows; 'impute' on every row, its bad values left out."""
+    n_columns = len(positions)
+    bad, bad_values = np.zeros(len(frame), dtype=bool), []
+    nonfinite = np.zeros(n_columns, dtype=np.int64)
+    low, high, largest = (np.full(n_columns, np.nan) for _ in range(3))
+    for start, values in _row_chunks(frame, positions):
+        with np.errstate(invalid="ignore"):
+            finite = np.abs(values) <= FLOAT32_MAX  # False for NaN, ±inf and values float32 cannot hold
+        bad_here = ~finite.all(axis=1)
+        bad[start:start + len(values)] = bad_here
+        if bad_here.any():
+            bad_values.append(values[bad_here])
+            nonfinite += (~finite).sum(axis=0)
+            usable = values[~bad_here] if policy == "drop" else np.where(finite, values, np.nan)
+        else:
+            usable = values
+        if len(usable):
+            low = np.fmin(low, np.fmin.reduce(usable, axis=0))
+            high = np.fmax(high, np.fmax.reduce(usable, axis=0))
+            largest = np.fmax(largest, np.fmax.reduce(np.abs(usable), axis=0))
+    return _Scan(bad=bad, bad_values=np.concatenate(bad_values) if bad_values else np.empty((0, n_columns)),
+                 nonfinite_per_column=nonfinite, low=low, high=high, largest=largest)

@@ -48,11 +48,25 @@ class FeatureTransform(TransformerMixin, BaseEstimator):
         self.pca = pca
         self.seed = seed
 
-    def fit(self, frame_train: pd.DataFrame, y_train=None) -> FeatureTransform:
-        """`y_train` (needed for select_k) holds a class per row; multi-label rows use their first label."""
+    def fit(self, frame_train: pd.DataFrame, y_train=None, rows=None) -> FeatureTransform:
+        """`y_train` (needed for select_k) holds a class per row; multi-label rows use their first label.
+        `rows` (positions, all rows when None) picks the train rows here, sparing a copy of the whole table."""
+        self._fit(frame_train, y_train, rows)
+        return self
+
+    def fit_transform(self, frame_train: pd.DataFrame, y_train=None, rows=None) -> np.ndarray:
+        """`fit`, then the train rows' model inputs, from the same float32 copy of them."""
+        return self._inputs(self._fit(frame_train, y_train, rows))
+
+    def transform(self, frame: pd.DataFrame, rows=None) -> np.ndarray:
+        check_is_fitted(self)
+        return self._inputs(self._matrix(frame, self.input_columns_, rows))
+
+    def _fit(self, frame_train: pd.DataFrame, y_train, rows) -> np.ndarray:
+        """Fit, and return the train rows' input columns as the pipeline reads them."""
         SETTINGS_BY_NAME["select_method"].check(self.select_method)  # an estimator checks its params in fit
         columns = [str(c) for c in self.columns]
-        x = self._matrix(frame_train, columns)
+        x = self._matrix(frame_train, columns, rows)
         notes = []
         self.selector_ = None
         if self.impute:
@@ -63,13 +77,13 @@ class FeatureTransform(TransformerMixin, BaseEstimator):
         keep = ~tabular
         keep[np.flatnonzero(tabular)[self._select(x[:, tabular], y_train, notes)]] = True
         self.input_columns_ = [c for c, k in zip(columns, keep) if k]
-        self.pipeline_ = self._pipeline(tabular[keep], len(x), notes).fit(x[:, keep])
+        if not keep.all():
+            x = x[:, keep]
+        self.pipeline_ = self._pipeline(tabular[keep], len(x), notes).fit(x)
         self.notes_ = tuple(notes)
-        return self
+        return x
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self)
-        x = self._matrix(frame, self.input_columns_)
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
         return self.pipeline_.transform(x).astype(np.float32, copy=False)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -112,26 +126,30 @@ class FeatureTransform(TransformerMixin, BaseEstimator):
             steps.append(("project", ColumnTransformer(
                 [("embeddings", "passthrough", np.flatnonzero(~tabular)),
                  ("tabular", project, np.flatnonzero(tabular))], verbose_feature_names_out=False)))
-        return Pipeline(steps + [("scale", StandardScaler())])
+        # In place: its input is this transform's own copy of the rows, or the step before's output.
+        return Pipeline(steps + [("scale", StandardScaler(copy=False))])
 
     def _impute(self) -> list[tuple[str, SimpleImputer]]:
         # keep_empty_features: a column with no train value is filled with 0 rather than silently dropped.
         return [("impute", SimpleImputer(strategy="median", keep_empty_features=True))] if self.impute else []
 
-    def _matrix(self, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-        """The columns as float32; NaN/inf become NaN for the imputer, or an InputError when imputation is off."""
+    def _matrix(self, frame: pd.DataFrame, columns: list[str], rows=None) -> np.ndarray:
+        """The columns (of `rows`, or every row) as float32, a copy of only those; NaN/inf become NaN for the
+        imputer, or an InputError when imputation is off."""
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise InputError(f"The table lacks feature columns {name_list(missing)}.",
                              hint="Use a table with the same feature columns as the one the transform was fitted "
                                   "on.")
-        x = frame[columns].to_numpy(dtype=np.float32, copy=True)
+        rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
+        # Our own writable copy (pandas hands out read-only views): the steps below work on it in place.
+        x = frame.iloc[rows, frame.columns.get_indexer(columns)].to_numpy(dtype=np.float32, copy=True)
         bad = ~np.isfinite(x)
         if not bad.any():
             return x
         if not self.impute:
             row, column = (int(i) for i in np.argwhere(bad)[0])
-            key = frame["fname"].iloc[row] if "fname" in frame.columns else f"row {row}"
+            key = frame["fname"].iloc[rows[row]] if "fname" in frame.columns else f"row {rows[row]}"
             raise InputError(f"Feature {columns[column]} of {key} is {x[row, column]} and imputation is off "
                              f"({int(bad.any(axis=1).sum()):,} rows have NaN/inf).",
                              hint="Use bad_rows=impute, or bad_rows=drop so the audit removes those rows.")

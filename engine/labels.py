@@ -46,7 +46,7 @@ def filter_labels(frame: pd.DataFrame, mode: str = "single", *, key: str = "fnam
     keep = counts == 1 if mode == "single" else counts >= 1
     keys = frame[key] if key in frame.columns else pd.Series(frame.index, index=frame.index)
 
-    kept = frame[keep.to_numpy()].reset_index(drop=True)
+    kept = (frame if keep.all() else frame[keep.to_numpy()]).reset_index(drop=True)
     kept[LABELS] = [",".join(names) for names, k in zip(per_row, keep) if k]
     class_sizes = Counter(name for names, k in zip(per_row, keep) if k for name in names)
     classes = tuple(sorted(class_sizes))

@@ -108,7 +108,7 @@ class _Side:
                 f"{len(self.duplicates):,} {self.key} values appear more than once in {path} "
                 f"(e.g. {', '.join(self.duplicates[:EXAMPLES])}); kept the first row of each.")
         kept = ~(blank | repeated)
-        self.frame = frame[kept.to_numpy()]
+        self.frame = frame if kept.all() else frame[kept.to_numpy()]  # a filtered copy only when rows go
         self.keys = keys[kept].to_numpy(dtype=object)
 
     def other_columns(self) -> list[str]:

@@ -57,6 +57,21 @@ def test_plain_transform_standardizes_with_train_statistics():
     np.testing.assert_allclose(x_valid, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("options", [{}, {"pca": 3}, {"impute": True}])
+def test_rows_by_position_give_the_same_inputs_and_leave_the_table_untouched(options):
+    frame, y = dataset(rows=90)
+    frame.loc[3, "mel_std_1"] = np.nan if options.get("impute") else frame.loc[3, "mel_std_1"]
+    before = frame.copy()
+    train_rows, valid_rows = np.arange(0, 90, 2), np.arange(1, 90, 2)
+    by_frame = FeatureTransform(COLUMNS, **options).fit(frame.iloc[train_rows], y[train_rows])
+    by_rows = FeatureTransform(COLUMNS, **options)
+    x_train = by_rows.fit_transform(frame, y[train_rows], rows=train_rows)
+    np.testing.assert_allclose(x_train, by_frame.transform(frame.iloc[train_rows]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(by_rows.transform(frame, rows=valid_rows), by_frame.transform(frame.iloc[valid_rows]),
+                               rtol=1e-5, atol=1e-5)
+    pd.testing.assert_frame_equal(frame, before)  # the scaler works in place, on the transform's own copy
+
+
 def test_constant_column_gets_scale_one_not_nan():
     frame, y = dataset()
     frame["cqt_mean_0"] = 7.0
