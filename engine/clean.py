@@ -1,14 +1,20 @@
-"""The merged, audited and label-filtered rows with what each step found, cached on disk between launches.
+"""The merged, audited and label-filtered rows with what each step found, cached on disk between launches, and
+the split and model inputs made from them.
 
 Merge, audit and label filtering of the demo take seconds on every launch of unchanged files; their result is
 kept as one Arrow file (the kept rows; everything else as JSON in its metadata) beside the load cache, keyed by
 both files' content fingerprints and the settings the steps read (engine.pipeline.data_key), so an edit of
 either file or a change of key, bad_rows, label_mode or the audited groups builds it again.
+
+The split and the features step's output (engine.pipeline.Prepared) are kept too, one pickle per pair of files
+for the last feature set prepared, keyed by engine.pipeline.features_key: a warm launch then shows its dataset
+summary without pandas or scikit-learn. Its fitted transform stays a pickle inside it until a model is saved.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -20,7 +26,7 @@ from engine.labels import Labelled, label_count_distribution
 from engine.merge import Matching, Merged
 
 # Bump when merge, audit or labels change what they produce, so results of older code are not reused.
-CLEAN_FORMAT = 2
+CLEAN_FORMAT = 3
 METADATA_KEY = b"vggtab.clean"
 
 
@@ -37,19 +43,58 @@ class CleanData:
     ignored_columns: tuple[str, ...]  # neither key, labels nor a feature group (e.g. license)
 
 
-def from_steps(merged: Merged, audit, labelled: Labelled, ignored_columns) -> CleanData:
+@dataclass(frozen=True)
+class MergeFacts:
+    """What the clean data keeps of the merge, so the merged table itself can be freed before the audit's copy."""
+
+    matching: Matching
+    label_counts: dict[int, int]
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, merged: Merged) -> MergeFacts:
+        return cls(matching=merged.matching(), label_counts=label_count_distribution(merged.frame["labels"]),
+                   warnings=tuple(merged.warnings))
+
+
+def from_steps(merge_facts: MergeFacts, audit, labelled: Labelled, ignored_columns) -> CleanData:
     """What the summary and the later steps need from the merge, the audit (engine.audit.Audit) and labels."""
     return CleanData(
-        labelled=labelled, matching=merged.matching(),
-        label_counts=label_count_distribution(merged.frame["labels"]), bad_rows=tuple(audit.bad_rows),
-        warnings=tuple(merged.warnings) + tuple(audit.warnings), feature_columns=tuple(audit.feature_columns),
-        ignored_columns=tuple(ignored_columns))
+        labelled=labelled, matching=merge_facts.matching, label_counts=merge_facts.label_counts,
+        bad_rows=tuple(audit.bad_rows), warnings=merge_facts.warnings + tuple(audit.warnings),
+        feature_columns=tuple(audit.feature_columns), ignored_columns=tuple(ignored_columns))
 
 
 def cache_file(cache_dir, paths: tuple[str, str], identity: tuple) -> Path:
     """One file per pair of inputs: a new version replaces the old (engine.load removes stale copies)."""
     pair = "|".join(str(Path(p).expanduser().resolve()) for p in paths)
     return load.cache_path(cache_dir, "clean", pair, f"{CLEAN_FORMAT}|{load.CACHE_FORMAT}|{identity!r}")
+
+
+def prepared_cache_file(cache_dir, paths: tuple[str, str], identity: tuple) -> Path:
+    """One file per pair of inputs, like the clean data's; `identity` names what the pickled classes look like."""
+    pair = "|".join(str(Path(p).expanduser().resolve()) for p in paths)
+    return load.cache_path(cache_dir, "prepared", pair, f"{CLEAN_FORMAT}|{load.CACHE_FORMAT}|{identity!r}",
+                           suffix=load.PICKLE_SUFFIX)
+
+
+def read_prepared(cache: Path):
+    """The pickled engine.pipeline.Prepared, or None when there is none or it cannot be read."""
+    if load.finished_cache(cache) is None:
+        return None
+    try:
+        with open(cache, "rb") as handle:
+            return pickle.load(handle)
+    except Exception:  # noqa: BLE001 - a torn or outdated copy of any kind is only a cache miss
+        return None
+
+
+def write_prepared(prepared, cache: Path) -> None:
+    """Start writing the pickle in the background; atomic, and never fatal."""
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as handle:
+            pickle.dump(prepared, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    load.write_in_background(cache, write)
 
 
 def read_cache(cache: Path) -> CleanData | None:

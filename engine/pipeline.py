@@ -7,9 +7,11 @@ Every step reports a StageDone event; the run reports progress, then RunFinished
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 
@@ -38,9 +40,19 @@ class Prepared:
     split_id: str
     x_train: np.ndarray
     x_valid: np.ndarray
-    transform: features.FeatureTransform
+    fitted_transform: object  # a features.FeatureTransform, or its pickle (bytes) as kept in the disk cache
     feature_columns: tuple[str, ...]
     key_names: tuple[str, ...]
+
+    @cached_property
+    def transform(self) -> features.FeatureTransform:
+        """Unpickled on first use: a launch from the cache needs no scikit-learn until a model is saved."""
+        if isinstance(self.fitted_transform, bytes):
+            return pickle.loads(self.fitted_transform)
+        return self.fitted_transform
+
+    def for_cache(self) -> Prepared:
+        return replace(self, fitted_transform=pickle.dumps(self.transform, protocol=pickle.HIGHEST_PROTOCOL))
 
     @property
     def multi_label(self) -> bool:
@@ -141,6 +153,25 @@ class Session:
         return clean
 
     def _build_clean(self, config: RunConfig) -> CleanData:
+        merged = self._merge(config)
+        merge_facts = cleaning.MergeFacts.of(merged)
+        started = time.perf_counter()
+        prefixes = audited_prefixes(config)
+        columns = [c for c in merged.frame.columns if c.startswith(prefixes)]
+        ignored = [c for c in merged.frame.columns if c not in ("fname", "labels") and not c.startswith(prefixes)]
+        audit = audit_features(merged.frame, columns, key="fname", policy=config.bad_rows)
+        del merged  # at 50,000 clips a 0.5 GB table: free it before the label filter's copy
+        verb = "dropped" if config.bad_rows == "drop" else "to impute"
+        self._stage("audit", started, f"{len(audit.bad_rows)} rows with NaN/inf {verb}; "
+                                      f"{len(audit.constant_columns)} constant columns")
+        started = time.perf_counter()
+        labelled = labels.filter_labels(audit.frame, mode=config.label_mode)
+        self._stage("labels", started, f"{len(labelled.frame):,} rows kept ({config.label_mode}-label), "
+                                       f"{len(labelled.classes)} classes")
+        return cleaning.from_steps(merge_facts, audit, labelled, ignored)
+
+    def _merge(self, config: RunConfig) -> merge.Merged:
+        """Both files loaded and joined; the loaded tables are freed on return, the merged one is a copy."""
         embeddings = self._load(config.embeddings, "embeddings")
         tabular = self._load(config.tabular, "tabular")
         started = time.perf_counter()
@@ -149,23 +180,12 @@ class Session:
                                     normalise_keys=config.key_normalise == "on")
         self._stage("merge", started, f"{merged.matched:,} matched; {merged.unmatched_embeddings:,} embeddings "
                                       f"and {merged.unmatched_tabular:,} tabular rows unmatched")
-        started = time.perf_counter()
-        prefixes = audited_prefixes(config)
-        columns = [c for c in merged.frame.columns if c.startswith(prefixes)]
-        ignored = [c for c in merged.frame.columns if c not in ("fname", "labels") and not c.startswith(prefixes)]
-        audit = audit_features(merged.frame, columns, key="fname", policy=config.bad_rows)
-        verb = "dropped" if config.bad_rows == "drop" else "to impute"
-        self._stage("audit", started, f"{len(audit.bad_rows)} rows with NaN/inf {verb}; "
-                                      f"{len(audit.constant_columns)} constant columns")
-        started = time.perf_counter()
-        labelled = labels.filter_labels(audit.frame, mode=config.label_mode)
-        self._stage("labels", started, f"{len(labelled.frame):,} rows kept ({config.label_mode}-label), "
-                                       f"{len(labelled.classes)} classes")
-        return cleaning.from_steps(merged, audit, labelled, ignored)
+        return merged
 
-    def prepare(self, config: RunConfig, *, announce: bool = True) -> Prepared:
+    def prepare(self, config: RunConfig, *, announce: bool = True, wait_for_imports: bool = True) -> Prepared:
         """Load → merge → audit → labels → split → features, each step cached; reports DatasetSummarised
-        (with announce=False only when the data was not prepared before, so a run prints its summary once)."""
+        (with announce=False only when the data was not prepared before, so a run prints its summary once).
+        Then waits for fastai and torch, which every later step needs, unless `wait_for_imports` is False."""
         with self._lock:
             key = features_key(config) + input_identity(config)
             announce = announce or key not in self._prepared
@@ -173,11 +193,28 @@ class Session:
                 # Keep the prepared feature sets of this dataset only: each holds a copy of the features.
                 same_data = len(data_key(config))
                 self._prepared = {k: v for k, v in self._prepared.items() if k[:same_data] == key[:same_data]}
-                self._prepared[key] = self._build_prepared(config)
+                self._prepared[key] = self._cached_prepared(config, key)
             prepared = self._prepared[key]
         if announce:
             self.report(DatasetSummarised(prepared.summary))
-        self._wait_for_imports()  # after the summary: every user of prepared data goes on to fastai, torch or models
+        if wait_for_imports:  # after the summary: every user of prepared data goes on to fastai, torch or models
+            self._wait_for_imports()
+        return prepared
+
+    def _cached_prepared(self, config: RunConfig, key: tuple) -> Prepared:
+        started = time.perf_counter()
+        layout = tuple(f.name for f in fields(Prepared)) + tuple(f.name for f in fields(DatasetSummary))
+        cache = cleaning.prepared_cache_file(self.cache_dir, (config.embeddings, config.tabular), (layout, key))
+        prepared = cleaning.read_prepared(cache)
+        if prepared is not None:
+            # The same files, perhaps named by another path this time.
+            summary = replace(prepared.summary, embeddings_path=config.embeddings, tabular_path=config.tabular)
+            prepared = replace(prepared, summary=summary)
+            self._stage("load", started, f"split and model inputs from cache: {len(prepared.x_train):,} train × "
+                                         f"{prepared.x_train.shape[1]:,} inputs")
+            return prepared
+        prepared = self._build_prepared(config)
+        cleaning.write_prepared(prepared.for_cache(), cache)
         return prepared
 
     def _build_prepared(self, config: RunConfig) -> Prepared:
@@ -211,19 +248,18 @@ class Session:
         started = time.perf_counter()
         columns = features.select_columns(clean.feature_columns, present_prefixes(config, clean.feature_columns))
         first_label = np.array([index[names[0]] for names in row_labels], np.int64)
-        train_rows, valid_rows = frame.iloc[chosen.train_idx], frame.iloc[chosen.valid_idx]
         transform = features.FeatureTransform(columns, impute=config.bad_rows == "impute",
                                               select_k=config.select_k, select_method=config.select_method,
                                               pca=config.pca, seed=config.split_seed)
-        transform.fit(train_rows, first_label[chosen.train_idx])
-        x_train, x_valid = transform.transform(train_rows), transform.transform(valid_rows)
+        x_train = transform.fit_transform(frame, first_label[chosen.train_idx], rows=chosen.train_idx)
+        x_valid = transform.transform(frame, rows=chosen.valid_idx)
         self._stage("features", started, f"{config.features}: {len(columns):,} columns → "
                                          f"{x_train.shape[1]:,} model inputs")
         summary = self._summary(config, clean, chosen, columns, x_train.shape[1], transform.notes_)
         return Prepared(summary=summary, keys=keys, classes=classes, targets=targets,
                         train_idx=np.asarray(chosen.train_idx), valid_idx=np.asarray(chosen.valid_idx),
                         split_id=split.split_id(keys[chosen.valid_idx]), x_train=x_train, x_valid=x_valid,
-                        transform=transform, feature_columns=tuple(columns),
+                        fitted_transform=transform, feature_columns=tuple(columns),
                         key_names=clean.matching.source_keys)
 
     def _summary(self, config: RunConfig, clean: CleanData, chosen, columns, n_inputs: int,

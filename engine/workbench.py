@@ -98,8 +98,9 @@ class Workbench:
 
     # -- one run --------------------------------------------------------------------------------------
     def prepare(self, config: RunConfig) -> DatasetSummary:
-        """Load, merge, audit, label, split and build features; reports DatasetSummarised."""
-        return self.session.prepare(config).summary
+        """Load, merge, audit, label, split and build features; reports DatasetSummarised. Returns without waiting
+        for the warm-up's fastai and torch: the data are ready, and the next run or LR finder waits for them."""
+        return self.session.prepare(config, wait_for_imports=False).summary
 
     def find_lr(self, config: RunConfig) -> LRFinderReady:
         return self.session.find_lr(config)
