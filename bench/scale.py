@@ -5,8 +5,9 @@
 
 Data: `vggtab demo --clips N` (engine.demo, 6 significant digits: ~115 MB of tabular CSV per 5k clips), written
 once into data/bench-scale/N/. Each size runs bench/engine_run.py twice in fresh processes with 1 epoch: cold
-(an empty load cache: the CSVs are parsed) and cached (the Arrow cache copy the first run wrote). Memory is the
-resident set: each stage's peak from a 10 ms sampler in the child, and the whole process's peak from wait4.
+(an empty load cache: the CSVs are parsed) and cached (the cache copies the first run wrote). Memory is the
+resident set: each stage's peak from a 10 ms sampler in the child, and the whole process's peak from wait4. At the
+largest size, the app's first paint and ready time, cold and warm (bench/bench_app.py start).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BENCH, ROOT, Table, child, load_note, seconds
+from bench import BENCH, ROOT, Table, child, load_note, measure_start, seconds
 
 DATA = ROOT / "data" / "bench-scale"
 STAGES = ("import", "load", "merge", "audit", "labels", "imports", "split", "features", "lr_find", "fit",
@@ -102,15 +103,23 @@ def scale_table(raw: dict) -> Table:
                  "imports": "wait for the warm-up imports"}.get(stage, stage)
         row(label, [s["cold"]["stages"].get(stage, 0.0) for s in sizes],
             None if stage == "import" else [s["cold"]["peak_mb"].get(stage, 0.0) for s in sizes])
-    row("load, cached (Arrow cache, both files)", [s["cached"]["stages"].get("load", 0.0) for s in sizes],
+    row("load, cached (the split and model inputs kept)", [s["cached"]["stages"].get("load", 0.0) for s in sizes],
         [s["cached"]["peak_mb"].get("load", 0.0) for s in sizes])
     row("whole run, cold (process wall)", [s["cold"]["wall"] for s in sizes])
+    row("whole run, cached (process wall)", [s["cached"]["wall"] for s in sizes])
     peaks = [s["cold"]["rss_mb"] for s in sizes]
     table.add_row("peak RSS of the whole cold run (goal < 4 GB at 50k)", *(f"{p:,.0f} MB" for p in peaks),
                   *(f"{b / a:.1f}×" for a, b in zip(peaks, peaks[1:])))
     table.add_row("CSV size, embeddings + tabular", *(f"{s['csv_mb']:,.0f} MB" for s in sizes))
     table.add_row(f"train rows (× {sizes[0]['cold']['features']:,} features)",
                   *(f"{s['cold']['train_rows']:,}" for s in sizes))
+    start = raw.get("start")
+    if start:
+        table.section(f"the app at {size_name(sizes[-1]['clips'])} clips (headless 120×40, seconds from process "
+                      f"start; median of {len(start['warm']['runs'])})")
+        for kind, what in (("warm", "files launched before"), ("cold", "an empty cache")):
+            table.add_row(f"first paint, {kind}", seconds(start[kind]["first_paint"]))
+            table.add_row(f"ready, {kind}: {what}", seconds(start[kind]["ready"]))
     history = raw.get("history")
     if history:
         table.section(f"history with {history['runs']:,} recorded runs ({history['mb']:.1f} MB of JSONL)")
@@ -127,6 +136,9 @@ def run(clips: list[int], runs: int, folder: Path) -> dict:
         scratch.mkdir()
         print(f"scale: {count:,} clips …", file=sys.stderr)
         raw["sizes"].append(measure_size(count, scratch))
+    print(f"scale: the app's start at {clips[-1]:,} clips …", file=sys.stderr)
+    (folder / "start").mkdir()
+    raw["start"] = measure_start(folder / "start", 1, *ensure_data(clips[-1]))
     line = (folder / f"scale{clips[0]}" / "cold" / "results" / "history.jsonl").read_text().splitlines()[0]
     (folder / "history").mkdir()
     raw["history"] = measure_history(runs, folder / "history", line) if runs else None

@@ -1,6 +1,7 @@
 """Sweep throughput: trials per minute with 1 and 2 worker processes, against the same fits back to back.
 
     .venv/bin/python bench/sweep.py [--trials 6] [--rounds 2] [--epochs 5] [--storages]
+    (also part of `make bench`, through `measure`)
 
 Every mode runs the same fixed trials (enqueued into a fresh study, pruning off), on the full demo data
 (data/demo, `vggtab demo`), so only the machinery differs:
@@ -65,22 +66,17 @@ def timed(run) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--storages", action="store_true", help="also two workers on SQLite")
-    args = parser.parse_args()
+def measure(trials: int = 6, rounds: int = 2, epochs: int = 5, storages: bool = False) -> dict:
+    """Every mode's seconds per round and trials per minute (whole run, and after each worker's first trial)."""
     if not Path(DEMO_EMBEDDINGS).is_file():
-        sys.exit("No demo data: run `.venv/bin/vggtab demo` first.")
+        raise SystemExit("No demo data: run `.venv/bin/vggtab demo` first.")
     os.chdir(ROOT)
     work = Path(tempfile.mkdtemp(prefix="vggtab-bench-sweep-"))
     base = RunConfig(embeddings=DEMO_EMBEDDINGS, tabular=DEMO_TABULAR, test_pct=0.2)
-    sweep = SweepConfig(trials=args.trials, pruner="off", epoch_choices=(args.epochs,))
+    sweep = SweepConfig(trials=trials, pruner="off", epoch_choices=(epochs,))
     session = Session(results_dir=work / "fits", models_dir=work / "models")
     space = SearchSpace.for_data(sweep, *count_tabular(session, base))
-    params = [space_params(space, p) for p in fixed_trials(args.epochs, args.trials)]
+    params = [space_params(space, p) for p in fixed_trials(epochs, trials)]
     import optuna
     configs = [space.suggest(optuna.trial.FixedTrial(p), base) for p in params]
     in_process = Worker(None, sweep, base, models_dir=work / "models", results_dir=work / "w1")
@@ -111,7 +107,7 @@ def main() -> None:
     def workers_1():
         study_sweep, study = fresh_study()
         in_process.study, in_process.sweep, in_process.report = study, study_sweep, recorder("workers 1 (journal)")
-        in_process.run(args.trials)
+        in_process.run(trials)
 
     def workers_2(storage: str = ""):
         study_sweep, study = fresh_study(storage)
@@ -130,31 +126,49 @@ def main() -> None:
     steady: dict[str, list[float]] = {}
 
     modes = {"fits back to back": fits, "workers 1 (journal)": workers_1, "workers 2 (journal)": workers_2}
-    if args.storages:
+    if storages:
         modes["workers 2 (SQLite)"] = lambda: workers_2(f"sqlite:///{work / 'studies' / 'bench.db'}")
     seconds: dict[str, list[float]] = {name: [] for name in modes}
-    for round_number in range(args.rounds):
+    for round_number in range(rounds):
         for name, run in modes.items():
             seconds[name].append(timed(run))
             if after_start_up(name) is not None:
                 steady.setdefault(name, []).append(after_start_up(name))
             print(f"round {round_number + 1} {name:<22} {seconds[name][-1]:7.1f} s", file=sys.stderr)
-    load = os.getloadavg()
+    return {"trials": trials, "rounds": rounds, "epochs": epochs, "load": os.getloadavg(), "seconds": seconds,
+            "per_minute": {name: 60 * trials / statistics.median(values) for name, values in seconds.items()},
+            "steady": {name: statistics.median(values) for name, values in steady.items()}}
+
+
+def ratios(result: dict) -> dict[str, float]:
+    """A worker against back-to-back fits (goal ≥ 0.9), and two workers against one (goal ≥ 1.7)."""
+    rate, steady = result["per_minute"], result["steady"]
+    found = {"workers 1 / fits back to back": rate["workers 1 (journal)"] / rate["fits back to back"],
+             "workers 2 / workers 1": rate["workers 2 (journal)"] / rate["workers 1 (journal)"]}
+    if "workers 2 (journal)" in steady and "workers 1 (journal)" in steady:
+        found["workers 2 / workers 1 after start-up"] = steady["workers 2 (journal)"] / steady["workers 1 (journal)"]
+    if "workers 2 (SQLite)" in rate:
+        found["SQLite / journal (2 workers)"] = rate["workers 2 (SQLite)"] / rate["workers 2 (journal)"]
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--storages", action="store_true", help="also two workers on SQLite")
+    args = parser.parse_args()
+    result = measure(args.trials, args.rounds, args.epochs, args.storages)
+    load = result["load"]
     print(f"\n{args.trials} trials per mode ({args.epochs}-epoch MLPs and linear baselines, full demo data), "
           f"{args.rounds} rounds; load average {load[0]:.1f} / {load[1]:.1f} (2 cores, shared)")
-    rate = {name: 60 * args.trials / statistics.median(values) for name, values in seconds.items()}
-    for name, per_minute in rate.items():
-        print(f"{name:<22} {per_minute:6.2f} trials/min  (median {statistics.median(seconds[name]):.1f} s)")
-    for name, values in steady.items():
-        print(f"{name:<22} {statistics.median(values):6.2f} trials/min after each worker's first trial")
-    floor = rate["fits back to back"]
-    print(f"workers 1 / fits back to back: {rate['workers 1 (journal)'] / floor:.2f}")
-    print(f"workers 2 / workers 1:         {rate['workers 2 (journal)'] / rate['workers 1 (journal)']:.2f}")
-    if "workers 2 (journal)" in steady and "workers 1 (journal)" in steady:
-        ratio = statistics.median(steady["workers 2 (journal)"]) / statistics.median(steady["workers 1 (journal)"])
-        print(f"workers 2 / workers 1 after start-up: {ratio:.2f}")
-    if args.storages:
-        print(f"SQLite / journal (2 workers):  {rate['workers 2 (SQLite)'] / rate['workers 2 (journal)']:.2f}")
+    for name, per_minute in result["per_minute"].items():
+        print(f"{name:<22} {per_minute:6.2f} trials/min  (median {statistics.median(result['seconds'][name]):.1f} s)")
+    for name, per_minute in result["steady"].items():
+        print(f"{name:<22} {per_minute:6.2f} trials/min after each worker's first trial")
+    for name, value in ratios(result).items():
+        print(f"{name + ':':<38} {value:.2f}")
 
 
 if __name__ == "__main__":
