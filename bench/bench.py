@@ -175,13 +175,14 @@ def measure_start(scratch: Path, runs: int, embeddings: Path = EMBEDDINGS, tabul
                    "ready": statistics.median(r["ready"] for r in results)} for kind, results in launches.items()}
 
 
-def measure_lag(scratch: Path, threads: int) -> dict:
+def measure_lag(scratch: Path, threads: int, embeddings: Path = EMBEDDINGS, tabular: Path = TABULAR_FULL,
+                cache: Path = WARM_CACHE) -> dict:
     name = f"lag{threads}"
     out = scratch / name
     out.mkdir()
-    result, _, _ = child([str(BENCH / "bench_app.py"), "lag", str(threads), str(EMBEDDINGS), str(TABULAR_FULL),
+    result, _, _ = child([str(BENCH / "bench_app.py"), "lag", str(threads), str(embeddings), str(tabular),
                           str(out), str(scratch / f"{name}.json")],
-                         json_path=scratch / f"{name}.json", env={"VGGTAB_CACHE_DIR": str(WARM_CACHE)},
+                         json_path=scratch / f"{name}.json", env={"VGGTAB_CACHE_DIR": str(cache)},
                          log=scratch / f"{name}.log")
     return result
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BENCH, ROOT, Table, child, load_note, measure_start, seconds
+from bench import BENCH, ROOT, Table, child, load_note, measure_lag, measure_start, seconds
 
 DATA = ROOT / "data" / "bench-scale"
 STAGES = ("import", "load", "merge", "audit", "labels", "imports", "split", "features", "lr_find", "fit",
@@ -120,6 +120,15 @@ def scale_table(raw: dict) -> Table:
         for kind, what in (("warm", "files launched before"), ("cold", "an empty cache")):
             table.add_row(f"first paint, {kind}", seconds(start[kind]["first_paint"]))
             table.add_row(f"ready, {kind}: {what}", seconds(start[kind]["ready"]))
+    lag = raw.get("lag")
+    if lag:
+        training = lag["training"]
+        ended = "cancelled at the cap" if lag.get("capped") else f"finished: {lag['run_finished']}"
+        table.add_row("loop lag during a 20-epoch run, p95 / max (goal < 50 / 250 ms)",
+                      f"{training['p95'] * 1000:.0f} / {training['max'] * 1000:.0f} ms")
+        table.add_row(f"key → action during the run, max of {lag['key_handled']['n']} (goal < 250 ms)",
+                      f"{lag['key_handled']['max'] * 1000:.0f} ms")
+        table.add_row(f"run length in the app; {ended}", seconds(lag["train_seconds"]))
     history = raw.get("history")
     if history:
         table.section(f"history with {history['runs']:,} recorded runs ({history['mb']:.1f} MB of JSONL)")
@@ -139,6 +148,8 @@ def run(clips: list[int], runs: int, folder: Path) -> dict:
     print(f"scale: the app's start at {clips[-1]:,} clips …", file=sys.stderr)
     (folder / "start").mkdir()
     raw["start"] = measure_start(folder / "start", 1, *ensure_data(clips[-1]))
+    print(f"scale: the app's loop lag during a run at {clips[-1]:,} clips …", file=sys.stderr)
+    raw["lag"] = measure_lag(folder / "start", 1, *ensure_data(clips[-1]), cache=folder / "start" / "warm-cache")
     line = (folder / f"scale{clips[0]}" / "cold" / "results" / "history.jsonl").read_text().splitlines()[0]
     (folder / "history").mkdir()
     raw["history"] = measure_history(runs, folder / "history", line) if runs else None
