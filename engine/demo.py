@@ -13,7 +13,7 @@ are better, as in the user's data. Multi-label clips mix their classes' centres,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +41,8 @@ CLASS_NAMES = (
 REAL_BINS = {"stft": 1025, "mel": 128, "cqt": 84}
 DEFAULT_TABULAR, DEFAULT_EMBEDDINGS = 4970, 3524  # the user's row counts
 MIN_CLIPS = 400  # scaled_counts: every one of the 74 classes still gets its 3+ single-label clips
+# Written beside the demo files before them: a folder without it holds someone's own files, never replaced.
+MARKER = ".vggtab-demo"
 CHUNK_ROWS = 2048  # rows made and written at a time: 50,000 clips never hold a whole table (~0.5 GB) in memory
 EMBEDDING_DIM = 128
 
@@ -133,8 +135,10 @@ def generate_demo(out_dir, *, n_tabular: int = DEFAULT_TABULAR, n_embeddings: in
               (files.tabular, tabulated[rng.permutation(n_tabular)], tabular_rows),
               (files.test_embeddings, test_rows, lambda rows, noise: embedding_rows(rows, noise, with_labels=False)),
               (files.test_tabular, test_rows, tabular_rows)]
+    _check_replaceable(out, files)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("Written by `vggtab demo`, which may replace the CSV files here.\n")
         for number, (path, rows, make) in enumerate(writes):
             # Each chunk's noise comes from its own seeded generator: the bytes depend on the arguments only.
             _write_csv(path, (make(rows[start: start + CHUNK_ROWS], np.random.default_rng([seed, number, start]))
@@ -143,6 +147,14 @@ def generate_demo(out_dir, *, n_tabular: int = DEFAULT_TABULAR, n_embeddings: in
         raise StorageError(f"Could not write the demo data to {out}: {error.strerror or error}.",
                            hint="Pick a writable folder with about 150 MB free per 5,000 clips.") from error
     return files
+
+
+def _check_replaceable(out: Path, files: DemoFiles) -> None:
+    """The demo writes over its own earlier files only: a user's embeddings.csv in `out` stays as it is."""
+    existing = [path for path in astuple(files) if path.exists()]
+    if existing and not (out / MARKER).is_file():
+        raise StorageError(f"{existing[0]} already exists and was not written by the demo generator; it is left "
+                           f"as it is.", hint="Pick another folder for the demo (`out`), or move that file away.")
 
 
 def scaled_counts(clips: int) -> dict[str, int]:

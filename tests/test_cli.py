@@ -57,3 +57,21 @@ def test_the_run_summary_shows_what_the_features_step_adjusted(tiny_demo, tmp_pa
                       "--epochs", "1", "--bs", "8", "--lr", "1e-3", "--pca", "500")
     assert outcome.code == 0, outcome.err
     assert "  note: pca=500 is more than the data allows; using" in outcome.out
+
+
+def test_demo_force_replaces_its_own_files_but_never_a_users(tmp_path, run_cli):
+    own = tmp_path / "demo"
+    assert run_cli("demo", "--out", str(own), "--clips", "400").code == 0
+    first = (own / "tabular.csv").read_bytes()
+    assert run_cli("demo", "--out", str(own), "--clips", "400", "--seed", "1", "--force").code == 0
+    assert (own / "tabular.csv").read_bytes() != first  # its own earlier files: replaced
+
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "embeddings.csv").write_text("fname,labels,emb_0\nreal.wav,Bark,3\n")
+    outcome = run_cli("demo", "--out", str(users), "--clips", "400", "--force")
+    assert outcome.code == 2
+    assert f"{users / 'embeddings.csv'} already exists and was not written by the demo generator" in outcome.err
+    assert "--out" in outcome.err and "Traceback" not in outcome.err
+    assert (users / "embeddings.csv").read_text() == "fname,labels,emb_0\nreal.wav,Bark,3\n"
+    assert not (users / "tabular.csv").exists()

@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from engine import demo
-from engine.demo import CLASS_NAMES, generate_demo
+from engine.demo import CLASS_NAMES, MARKER, generate_demo
 from engine.errors import ConfigError, StorageError
 from tests.conftest import SMALL_BINS, SMALL_DEMO, TINY_DEMO
 
@@ -166,12 +166,20 @@ def test_clip_counts_scale_the_default_demo():
         demo.scaled_counts(demo.MIN_CLIPS - 1)
 
 
-def test_writes_leave_no_temp_files_and_replace_old_ones(tmp_path):
+def test_writes_leave_no_temp_files_and_replace_the_demos_own_old_ones(tmp_path):
+    generate_demo(tmp_path, **TINY_DEMO, seed=1)
     (tmp_path / "tabular.csv").write_text("stale")
     files = generate_demo(tmp_path, **TINY_DEMO)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in (files.embeddings, files.tabular, files.test_embeddings, files.test_tabular))
+        [MARKER] + [p.name for p in (files.embeddings, files.tabular, files.test_embeddings, files.test_tabular)])
     assert header(files.tabular)[0] == "file"
+
+
+def test_a_file_the_demo_did_not_write_is_never_replaced(tmp_path):
+    (tmp_path / "test_tabular.csv").write_text("the user's own")
+    with pytest.raises(StorageError, match="test_tabular.csv already exists and was not written by the demo"):
+        generate_demo(tmp_path, **TINY_DEMO)
+    assert (tmp_path / "test_tabular.csv").read_text() == "the user's own"
 
 
 def test_unwritable_folder_is_a_storage_error_naming_it(tmp_path):

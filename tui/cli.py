@@ -535,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     demo.add_argument("--clips", type=int, default=4970,
                       help="tabular clips, any size; the embeddings file keeps the default's share (default: 4970)")
-    demo.add_argument("--force", action="store_true", help="overwrite existing demo files")
+    demo.add_argument("--force", action="store_true",
+                      help="write the demo again over the files it wrote before (never over files it did not write)")
     predict = commands.add_parser("predict", help="class probabilities for new clips from a run's saved model, "
                                                   "written as a submission CSV (fname + one column per class)")
     predict.add_argument("--model", required=True, metavar="RUN",
