@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.config import RunConfig
 from engine.errors import ConfigError, StorageError
 from engine.store.files import MODELS_DIR, TEMP_SUFFIX, check_writable
-from engine.store.history import history_path
+from engine.store.history import HISTORY_LOCK, history_path
 from engine.store.names import TIMESTAMP_FORMAT, safe_name
 
 # The longest file a run writes is `.<approach>_history_<stamp>_<run suffix>.csv.<8 hex><TEMP_SUFFIX>` (the
@@ -44,10 +44,14 @@ def check_before_fit(config: RunConfig, n_inputs: int, n_classes: int, *, result
 
 
 def check_history_file(results_dir: Path) -> None:
-    path = history_path(results_dir)
-    if path.exists() and not path.is_file():
-        raise StorageError(f"{path} is not a file (a folder or a device): the run history cannot be appended to.",
-                           hint=f"Move {path} aside, or pick another `results_dir`.")
+    """The history and its lock file must be files (or not exist yet): a folder in their place is found only when
+    the finished run is appended, after all its epochs."""
+    history = history_path(results_dir)
+    for path, what in ((history, "the run history cannot be appended to"),
+                       (history.with_name(HISTORY_LOCK), "the run history cannot be locked for appending")):
+        if path.exists() and not path.is_file():
+            raise StorageError(f"{path} is not a file (a folder or a device): {what}.",
+                               hint=f"Move {path} aside, or pick another `results_dir`.")
 
 
 def check_name_length(config: RunConfig, folders: list[Path]) -> None:

@@ -39,17 +39,19 @@ def test_a_name_too_long_for_a_file_name_is_refused_before_training(project, run
     assert [r.status for r in load_history(folder / "results").records] == ["finished", "failed"]
 
 
-def test_a_history_that_is_a_folder_is_refused_before_training_and_nothing_is_written(project, run_cli):
+@pytest.mark.parametrize("name", ["history.jsonl", "history.lock"])
+def test_a_history_or_lock_that_is_a_folder_is_refused_before_training_and_nothing_is_written(project, run_cli, name):
     folder, data = project
-    history = folder / "results" / "history.jsonl"
-    history.rename(folder / "saved-history.jsonl")
-    history.mkdir()
+    blocked = folder / "results" / name
+    if blocked.exists():
+        blocked.rename(folder / f"saved-{name}")
+    blocked.mkdir()
     before = kept_files(folder)
 
     outcome = run_cli("run", *data, "--epochs", "50")
 
     refused_before_training(outcome)
-    assert f"{history} is not a file" in outcome.err and "--results-dir" in outcome.err
+    assert f"{blocked} is not a file" in outcome.err and "--results-dir" in outcome.err
     assert kept_files(folder) == before  # no model, no CSVs of a run that could not be recorded
 
 
