@@ -25,7 +25,8 @@ from engine import load
 from engine.labels import Labelled, label_count_distribution
 from engine.merge import Matching, Merged
 
-# Bump when merge, audit or labels change what they produce, so results of older code are not reused.
+# Bump when merge, audit, labels, split or features change what they produce, so results of older code are not
+# reused (the prepared pickle also names its classes' fields, so a changed dataclass misses on its own).
 CLEAN_FORMAT = 3
 METADATA_KEY = b"vggtab.clean"
 
