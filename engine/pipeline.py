@@ -83,9 +83,9 @@ def data_key(config: RunConfig) -> tuple:
     return step_key(config, "data")
 
 
-def input_identity(config: RunConfig) -> tuple[str, str]:
+def input_identity(config: RunConfig, cache_dir=None) -> tuple[str, str]:
     """Both files' content fingerprints: an edit that keeps a file's size and mtime still changes them."""
-    return load.fingerprint(config.embeddings), load.fingerprint(config.tabular)
+    return load.fingerprint(config.embeddings, cache_dir), load.fingerprint(config.tabular, cache_dir)
 
 
 def features_key(config: RunConfig) -> tuple:
@@ -134,7 +134,7 @@ class Session:
         return table
 
     def clean_data(self, config: RunConfig) -> CleanData:
-        key = data_key(config) + input_identity(config)
+        key = data_key(config) + input_identity(config, self.cache_dir)
         if key not in self._clean:
             self._clean = {key: self._cached_clean(config, key)}  # keep one dataset in memory, not every one seen
         return self._clean[key]
@@ -187,7 +187,7 @@ class Session:
         (with announce=False only when the data was not prepared before, so a run prints its summary once).
         Then waits for fastai and torch, which every later step needs, unless `wait_for_imports` is False."""
         with self._lock:
-            key = features_key(config) + input_identity(config)
+            key = features_key(config) + input_identity(config, self.cache_dir)
             announce = announce or key not in self._prepared
             if key not in self._prepared:
                 # Keep the prepared feature sets of this dataset only: each holds a copy of the features.

@@ -218,3 +218,32 @@ def test_non_utf8_text(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("fname,labels\nabc.wav,Caf\u00e9\n".encode("latin-1"))
     assert "latin.csv line 2 is not UTF-8" in error_for(path, tmp_path)
+
+
+def test_a_later_launch_reuses_the_fingerprint_until_the_file_is_written(tmp_path, monkeypatch):
+    """A warm start must not read 1.2 GB to learn the files are unchanged, nor miss an edit that puts the mtime
+    back: the fingerprint is kept under the stat stamp, whose ctime any write changes."""
+    from engine import load
+    monkeypatch.setattr(load, "SETTLED_NS", 0)  # the file is seconds old in real use, milliseconds here
+    cache = tmp_path / "cache"
+    path = write_csv(tmp_path / "emb.csv", "fname,emb_0\na.wav,1\n")
+    first = fingerprint(path, cache)
+    assert (cache / load.FINGERPRINTS_FILE).is_file()
+
+    monkeypatch.setattr(load, "_fingerprints", {})  # a new process
+    monkeypatch.setattr(load, "_sha1", lambda *args: pytest.fail("an unchanged file was read again"))
+    assert fingerprint(path, cache) == first
+
+    monkeypatch.undo()
+    monkeypatch.setattr(load, "SETTLED_NS", 0)
+    monkeypatch.setattr(load, "_fingerprints", {})
+    before = path.stat()
+    probe = tmp_path / "clock-probe"
+    probe.touch()
+    while probe.stat().st_ctime_ns <= before.st_ctime_ns:  # ctime comes from a coarse kernel clock: the edit must
+        probe.touch()                                       # fall in a later tick, as a user's does
+    with open(path, "r+b") as handle:  # in place: same inode and size; then the mtime is put back
+        handle.seek(len("fname,emb_0\na.wav,"))
+        handle.write(b"2")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert fingerprint(path, cache) != first
