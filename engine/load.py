@@ -6,11 +6,11 @@ written in 0.2 s against 0.6 s, for a file 100 MB instead of 73 MB. The cache ke
 fingerprint, so any edit of the CSV misses the cache and it is parsed again, even one that keeps its size and
 mtime.
 
-Numbers are parsed straight to float32, the models' input type, so a 50,000-clip table takes 0.5 GB rather than
-1 GB and no float64 copy of it ever exists. The column types come from pyarrow's inference on the first block;
-a later row that does not fit them (text in a numeric column) falls back to inference over the whole file, so
-the audit can name the value. Columns holding ±inf after the parse are parsed again as float64, so a value
-beyond float32's range (which became inf) is told apart from a written inf.
+Floating-point numbers are parsed straight to float32, the models' input type, so a 50,000-clip table takes
+0.5 GB rather than 1 GB and no float64 copy of it ever exists. The column types come from pyarrow's inference on
+the first block; a later row that does not fit them (text in a numeric column) falls back to inference over the
+whole file, so the audit can name the value. Columns holding ±inf after the parse are parsed again as float64, so
+a value beyond float32's range (which became inf) is told apart from a written inf. Integer columns stay int64.
 """
 
 from __future__ import annotations
@@ -207,8 +207,8 @@ def _read_csv(source: Path, path, delimiter: str, use_threads: bool = True) -> p
     inferred = pa_csv.ConvertOptions(column_types=text)
     read = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=use_threads)
     try:
-        numbers = _numeric_columns(source, read, parse, inferred)
-        as_float32 = pa_csv.ConvertOptions(column_types=text | {name: pa.float32() for name in numbers})
+        floats = _float_columns(source, read, parse, inferred)
+        as_float32 = pa_csv.ConvertOptions(column_types=text | {name: pa.float32() for name in floats})
         try:
             table = pa_csv.read_csv(source, read_options=read, parse_options=parse, convert_options=as_float32)
         except pa.ArrowInvalid as error:
@@ -224,12 +224,12 @@ def _read_csv(source: Path, path, delimiter: str, use_threads: bool = True) -> p
     return table
 
 
-def _numeric_columns(source: Path, read, parse, convert) -> list[str]:
-    """The columns pyarrow infers as numbers from the file's first block."""
+def _float_columns(source: Path, read, parse, convert) -> list[str]:
+    """The columns pyarrow infers as floating point from the file's first block. Integer columns stay int64:
+    an id column used as `key` must keep every digit (float32 holds integers exactly only up to 2**24)."""
     with pa_csv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert) as reader:
         schema = reader.schema
-    return [field.name for field in schema
-            if pa.types.is_floating(field.type) or pa.types.is_integer(field.type)]
+    return [field.name for field in schema if pa.types.is_floating(field.type)]
 
 
 def _reparse_infinite(table: pa.Table, source: Path, read, parse, convert) -> pa.Table:

@@ -247,3 +247,12 @@ def test_a_later_launch_reuses_the_fingerprint_until_the_file_is_written(tmp_pat
         handle.write(b"2")
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert fingerprint(path, cache) != first
+
+
+def test_floats_are_parsed_as_float32_and_integer_ids_keep_every_digit(tmp_path):
+    path = write_csv(tmp_path / "t.csv", "fname,clip_id,emb_0,mel_mean_0,stft_mean_0\n"
+                                         "a.wav,123456789,3,0.25,0.5\nb.wav,123456788,4,0.75,1e39\n")
+    frame = load_table(path, cache_dir=tmp_path / "cache").frame
+    assert str(frame["mel_mean_0"].dtype) == "float32"
+    assert str(frame["emb_0"].dtype) == "int64" and list(frame["clip_id"]) == [123456789, 123456788]
+    assert frame["stft_mean_0"].iloc[1] == 1e39  # beyond float32: re-read as float64, so the audit can name it
