@@ -39,7 +39,7 @@ from engine.text import name_list
 CACHE_DIR_ENV = "VGGTAB_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("data/.cache")
 # Bump when parsing changes, so caches written by an older reader are not reused.
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 CACHE_SUFFIX = ".arrow"
 PICKLE_SUFFIX = ".pickle"  # engine.clean's prepared features
 # Keys and label strings stay text even when they look numeric ("00044347" must not become 44347).
