@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.store.history import load_history
-from tui import cli
+from tui import cli, console
 from tui.cli import EXIT_CANCELLED
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -47,7 +47,7 @@ def signal_at(monkeypatch, signums, *, stage: str | None = None, epoch: int | No
         for signum in signums:
             os.kill(os.getpid(), signum)
 
-    stage_done, epoch_ended = cli.ConsolePrinter.on_StageDone, cli.ConsolePrinter.on_EpochEnded
+    stage_done, epoch_ended = console.ConsolePrinter.on_StageDone, console.ConsolePrinter.on_EpochEnded
 
     def on_stage(printer, event):
         stage_done(printer, event)
@@ -58,8 +58,8 @@ def signal_at(monkeypatch, signums, *, stage: str | None = None, epoch: int | No
         epoch_ended(printer, event)
         if event.epoch == epoch:
             send()
-    monkeypatch.setattr(cli.ConsolePrinter, "on_StageDone", on_stage)
-    monkeypatch.setattr(cli.ConsolePrinter, "on_EpochEnded", on_epoch)
+    monkeypatch.setattr(console.ConsolePrinter, "on_StageDone", on_stage)
+    monkeypatch.setattr(console.ConsolePrinter, "on_EpochEnded", on_epoch)
 
 
 @pytest.mark.parametrize("stage", BEFORE_FIT)
