@@ -393,7 +393,7 @@ def main() -> None:
         from sweep import measure as measure_sweep
         steps.append(("sweep", lambda scratch: measure_sweep(trials=2 if args.quick else 8,
                                                              rounds=1 if args.quick else 2,
-                                                             epochs=1 if args.quick else 5)))
+                                                             epochs=1 if args.quick else 20)))
     if not args.no_scale:
         from scale import run as run_scale
         steps.append(("scale", lambda scratch: run_scale([1000, 2000] if args.quick else [5000, 20000, 50000],

@@ -1,6 +1,6 @@
 """Sweep throughput: trials per minute with 1 and 2 worker processes, against the same fits back to back.
 
-    .venv/bin/python bench/sweep.py [--trials 6] [--rounds 2] [--epochs 5] [--storages]
+    .venv/bin/python bench/sweep.py [--trials 8] [--rounds 2] [--epochs 20] [--storages]
     (also part of `make bench`, through `measure`)
 
 Every mode runs the same fixed trials (enqueued into a fresh study, pruning off), on the full demo data
@@ -35,19 +35,20 @@ from engine.sweep import SearchSpace, Worker, count_tabular, open_study, run_wor
 
 
 def fixed_trials(epochs: int, n: int) -> list[dict]:
-    """A mix like a sweep's: MLPs of each preset on each feature set, and the two linear baselines."""
+    """A mix like a sweep's: MLPs of each preset on each feature set, and the two linear baselines. All distinct: a
+    repeated setting would be reused by a worker (no fit) and replaced by a trial of its own choosing."""
     shapes = [dict(model="mlp", features="embeddings", layers="2 layers"),
               dict(model="mlp", features="both", reduce="top_k", layers="3 layers"),
               dict(model="logreg", features="both", reduce="pca"),
               dict(model="mlp", features="tabular", reduce="pca", layers="2 layers"),
               dict(model="linear_svm", features="embeddings"),
-              dict(model="mlp", features="both", reduce="none", layers="4 layers")]
+              dict(model="mlp", features="both", reduce="none", layers="4 layers"),
+              dict(model="logreg", features="embeddings"),
+              dict(model="mlp", features="tabular", reduce="top_k", layers="3 layers")]
+    if n > len(shapes):
+        raise SystemExit(f"--trials {n}: the bench has {len(shapes)} distinct fixed trials.")
     mlp = dict(ps=0.2, wd=0.01, bs=64, epochs=epochs, lr_source="range", lr=2e-3)
-    trials = []
-    for i in range(n):
-        shape = shapes[i % len(shapes)]
-        trials.append(shape | (mlp if shape["model"] == "mlp" else {}))
-    return trials
+    return [shape | (mlp if shape["model"] == "mlp" else {}) for shape in shapes[:n]]
 
 
 def space_params(space: SearchSpace, params: dict) -> dict:
@@ -66,7 +67,7 @@ def timed(run) -> float:
     return time.perf_counter() - started
 
 
-def measure(trials: int = 6, rounds: int = 2, epochs: int = 5, storages: bool = False) -> dict:
+def measure(trials: int = 8, rounds: int = 2, epochs: int = 20, storages: bool = False) -> dict:
     """Every mode's seconds per round and trials per minute (whole run, and after each worker's first trial)."""
     if not Path(DEMO_EMBEDDINGS).is_file():
         raise SystemExit("No demo data: run `.venv/bin/vggtab demo` first.")
@@ -154,9 +155,9 @@ def ratios(result: dict) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--storages", action="store_true", help="also two workers on SQLite")
     args = parser.parse_args()
     result = measure(args.trials, args.rounds, args.epochs, args.storages)
