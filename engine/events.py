@@ -141,6 +141,19 @@ class RunCancelled:
 
 
 @dataclass(frozen=True)
+class TrialStarted:
+    """A trial of a sweep starts its fit (in this process or in a worker process); a trial that repeats an earlier
+    one's settings fits nothing and only ends."""
+
+    sweep: str
+    number: int  # Optuna's trial number, unique in the study
+    approach: str
+    params: dict
+    changes: dict  # the run settings in which the trial's config differs from the sweep's base config
+    worker: int = 0
+
+
+@dataclass(frozen=True)
 class TrialEnded:
     """One trial of a sweep ended (in this process or in a worker process)."""
 
@@ -154,10 +167,11 @@ class TrialEnded:
     message: str = ""  # why it failed or was pruned
     worker: int = 0
     same_as: int | None = None  # the earlier trial whose settings it proposed again: its score, no new run
+    changes: dict = field(default_factory=dict)  # as TrialStarted's
 
 
 Event = Union[StageDone, DatasetSummarised, LRFinderReady, BatchEnded, EpochEnded, RunFinished, RunFailed,
-              RunCancelled, TrialEnded]
+              RunCancelled, TrialStarted, TrialEnded]
 Reporter = Callable[[Event], None]
 
 

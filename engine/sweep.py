@@ -37,7 +37,7 @@ import numpy as np
 
 from engine.config import ARCHITECTURE_PRESETS, FEATURE_GROUPS, RunConfig, SweepConfig
 from engine.errors import Cancelled, ConfigError, StorageError, VggtabError
-from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, ignore
+from engine.events import EpochEnded, Reporter, RunCancelled, StageDone, TrialEnded, TrialStarted, ignore
 from engine.pipeline import Session, StopRequest
 from engine.store.files import atomic_write, check_writable, make_folder
 from engine.store.names import timestamp
@@ -164,6 +164,12 @@ class SearchSpace:
         return base.with_(**changes)
 
 
+def changed_settings(config: RunConfig, base: RunConfig) -> dict:
+    """The settings a trial changed from the sweep's base config (not the sweep's own name), as recorded."""
+    trial, start = config.to_dict(), base.to_dict()
+    return {name: value for name, value in trial.items() if value != start[name] and name != "sweep"}
+
+
 def two_digits(value: float) -> float:
     """0.000228013 → 0.00023: names and tables stay readable; no search is that precise."""
     return float(f"{value:.2g}")
@@ -244,6 +250,9 @@ class Worker:
         earlier = self._same_settings(trial)
         if earlier is not None:
             return self._reuse(trial, config, earlier)
+        self.report(TrialStarted(sweep=self.study.study_name, number=trial.number, approach=config.approach,
+                                 params=dict(trial.params), changes=changed_settings(config, self.base),
+                                 worker=self.number))
         folds = [config] if self.sweep.cv is None else [config.with_(fold=k, n_folds=self.sweep.cv)
                                                        for k in range(self.sweep.cv)]
         stop = TrialStop(self.cancel)
@@ -308,7 +317,8 @@ class Worker:
                   same_as: int | None = None) -> TrialEnded:
         event = TrialEnded(sweep=self.study.study_name, number=trial.number, state=state, accuracy=accuracy,
                            approach=config.approach, params=dict(trial.params), run_ids=tuple(run_ids),
-                           message=message, worker=self.number, same_as=same_as)
+                           message=message, worker=self.number, same_as=same_as,
+                           changes=changed_settings(config, self.base))
         self.report(event)
         return event
 

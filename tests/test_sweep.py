@@ -18,6 +18,7 @@ import pytest
 from engine import split
 from engine.config import RunConfig, SweepConfig
 from engine.errors import ConfigError
+from engine.events import TrialEnded, TrialStarted
 from engine.pipeline import Session
 from engine.store.history import load_history
 from engine.store.predictions import load_predictions
@@ -109,6 +110,24 @@ def test_the_report_scores_the_winner_on_test_clips_only(small_demo, tmp_path):
     assert "p" in report.winner_vs_default and 0 <= report.winner_vs_default_p <= 1
     assert {r.config["sweep"] for r in records.values()} == {report.study}
     assert (tmp_path / "results" / "sweeps" / f"{report.study}.json").is_file()
+
+
+def test_a_trial_announces_its_fit_with_the_settings_it_changed_from_the_base(small_demo, tmp_path):
+    base = base_config(small_demo, lr=3e-3)
+    study = open_study(SweepConfig(trials=2, **QUICK), base, tmp_path / "results", "changes")
+    for params in ({"model": "logreg", "features": "embeddings"},
+                   {"model": "mlp", "features": "both", "reduce": "none", "layers": "2 layers", "ps": 0.5,
+                    "wd": 0.01, "bs": 64, "epochs": 2, "lr_source": "finder"}):
+        study.enqueue_trial(params)
+    events = []
+    Worker(study, SweepConfig(trials=2, **QUICK), base, models_dir=tmp_path / "models",
+           results_dir=tmp_path / "results", report=events.append).run(2)
+    started = [e for e in events if isinstance(e, TrialStarted)]
+    ended = [e for e in events if isinstance(e, TrialEnded)]
+    assert [e.changes for e in started] == [{"features": "embeddings", "model": "logreg"},
+                                            {"ps": 0.5, "epochs": 2, "lr": None}]  # the finder's LR, not 3e-3
+    assert [e.changes for e in ended] == [e.changes for e in started]
+    assert events.index(started[1]) > events.index(ended[0])  # one trial at a time: started, its runs, ended
 
 
 def test_pruning_stops_a_trial_whose_loss_diverges(small_demo, tmp_path):
@@ -219,11 +238,16 @@ def test_two_worker_processes_share_a_postgresql_study(small_demo, tmp_path, pos
     sweep = SweepConfig(trials=4, workers=2, study="pg", storage=postgres_url, epoch_choices=(2,),
                         model_choices=("logreg",))
     study = open_study(sweep, base, tmp_path / "results", "pg")
-    ended = []
+    events = []
     run_workers(sweep, base, "pg", results_dir=tmp_path / "results", models_dir=tmp_path / "models",
-                report=ended.append, cancel=threading.Event())
+                report=events.append, cancel=threading.Event())
     assert_no_trial_lost_or_repeated(study, load_history(tmp_path / "results").records, 4)
+    ended = [e for e in events if isinstance(e, TrialEnded)]
     assert sorted(e.number for e in ended) == list(range(len(study.trials))) and {e.worker for e in ended} == {0, 1}
+    # Each fit was announced from its worker process before it ended; a repeat of tried settings fits nothing.
+    started = [e for e in events if isinstance(e, TrialStarted)]
+    assert sorted(e.number for e in started) == sorted(e.number for e in ended if e.same_as is None)
+    assert all(e.changes["model"] == "logreg" and "sweep" not in e.changes for e in started)
     assert not (tmp_path / "results" / "sweeps" / "pg.journal").exists()
 
 
