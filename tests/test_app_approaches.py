@@ -137,7 +137,7 @@ async def test_new_keys_are_in_the_palette_and_help(make_app, tmp_path):
         await pilot.press("?")
         await pilot.pause()
         help_text = shown(app, "#help-keys")
-        for description in ("Ablation", "Mark", "Compare", "Ensemble", "Filter", "Export", "Predict"):
+        for description in ("Ablation", "Sweep", "Mark", "Compare", "Ensemble", "Filter", "Export", "Predict"):
             assert description in help_text
         await pilot.press("escape")
 

@@ -23,25 +23,27 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static
 
-from engine.config import RunConfig
+from engine.config import RunConfig, SweepConfig
 from engine.errors import VggtabError
 from engine.events import (BatchEnded, DatasetSummarised, EpochEnded, LRFinderReady, RunCancelled, RunFailed,
-                           RunFinished, StageDone)
+                           RunFinished, StageDone, TrialEnded, TrialStarted)
 from engine.workbench import is_ensemble
 from tui.commands import ScreenCommands
 from tui.format import lr_text, percent, sentence
-from tui.jobs import ABLATION, FIND_LR, PREPARE, RERUN, RUNS, TRAIN, EngineReported, JobRunner
-from tui.screens import CompareScreen, HelpScreen, changes_prepared_data
+from tui.jobs import ABLATION, FIND_LR, PREPARE, RERUN, RUNS, SWEEP, TRAIN, EngineReported, JobRunner
+from tui.screens import CompareScreen, HelpScreen, SweepForm, changes_prepared_data
 from tui.widgets.chrome import FooterBar, StatusLine
 from tui.widgets.dataset import DatasetPanel
 from tui.widgets.lr_finder import LRFinderPanel
 from tui.widgets.results import ResultsPanel
+from tui.widgets.sweep import SweepScreen
 from tui.widgets.training import TrainingPanel
 
 PANELS = {"dataset": "Dataset", "lr": "LR finder", "training": "Training", "results": "Results"}
 FOCUS_TARGETS = {"dataset": "#dataset", "lr": "#lr", "training": "#training-body", "results": "#results-table"}
 
 PANEL_KEYS = Binding.Group("Panel", compact=True)
+SWEEP_SCREEN = "sweep"
 
 
 def model_settings(config: RunConfig) -> RunConfig:
@@ -70,6 +72,8 @@ class MainScreen(Screen):
         self.config = config  # the next run's settings
         self.results_dir, self.models_dir = results_dir, models_dir
         self._ablation: list[RunConfig] = []  # the ablation's configs not yet started, from AblationPlanned
+        self.sweep_config = SweepConfig()  # the search settings the sweep form shows: the last ones submitted
+        self.sweep_screen: SweepScreen | None = None  # the running or last sweep's view
         self.status_line = StatusLine(id="status-line")  # made here: App.notify reaches it from any thread
 
     # -- layout ------------------------------------------------------------------------------------------
@@ -181,6 +185,10 @@ class MainScreen(Screen):
         elif message.job == ABLATION:
             self._ablation = []
             self.action_show_panel("training")
+        elif message.job == SWEEP:
+            self.training_panel.start_sweep(message.config, self.sweep_config.trials)
+            self.action_show_panel("training")
+            self._show_sweep(SweepScreen(message.config, self.sweep_config))
 
     def on_job_runner_job_failed(self, message: JobRunner.JobFailed) -> None:
         job = message.job
@@ -190,6 +198,8 @@ class MainScreen(Screen):
             self.lr_panel.show_error(message.message)
         elif job in RUNS:
             self.training_panel.fail(message.message)
+        if job == SWEEP and self.sweep_screen is not None:
+            self.sweep_screen.stopped(f"failed: {message.message}")
         self.notify(message.message, title=f"{sentence(job)} failed", severity="error", timeout=15)
 
     def on_job_runner_ablation_planned(self, message: JobRunner.AblationPlanned) -> None:
@@ -198,6 +208,16 @@ class MainScreen(Screen):
     def on_job_runner_ablation_done(self, message: JobRunner.AblationDone) -> None:
         self.notify(f"{message.finished} of {message.total} ablation runs finished. Press 4 for the results.",
                     title="Ablation")
+
+    def on_job_runner_sweep_ended(self, message: JobRunner.SweepEnded) -> None:
+        if message.report is None:
+            self.sweep_screen.stopped("cancelled: the trials so far are rows of the results table")
+            self.notify("Sweep cancelled; its trials so far are in the results.", title="Sweep")
+            return
+        report = message.report
+        self.sweep_screen.finish(report)
+        self.notify(f"Winner on test {percent(report.best_test.accuracy)}, optimism gap "
+                    f"{100 * report.optimism_gap:+.1f} points. Esc goes back to the panels.", title="Sweep done")
 
     def on_job_runner_history_loaded(self, message: JobRunner.HistoryLoaded) -> None:
         self.results_panel.show_history(message.records)
@@ -232,10 +252,19 @@ class MainScreen(Screen):
             case StageDone(stage="queue") if self.job == ABLATION and self._ablation:
                 self.training_panel.start(self._ablation.pop(0))
                 self.notify(sentence(event.detail), title="Ablation")
-            case DatasetSummarised():
+            case DatasetSummarised() if self.job != SWEEP:  # a sweep's trials split off its test clips
                 self.dataset_panel.show_summary(event.summary)
                 self.results_panel.show_dataset(event.summary)
-            case LRFinderReady():
+            case TrialStarted():
+                self.sweep_screen.trial_started(event)
+            case TrialEnded():
+                self.sweep_screen.trial_ended(event)
+            case RunFinished() if self.job == SWEEP:  # a trial, or one of the final runs on the test clips
+                self.training_panel.finish(event.record, event.evaluation)
+                self.results_panel.add_record(event.record)
+                if event.record.config.get("score_on") == "test":
+                    self.sweep_screen.scored_on_test(event.record)
+            case LRFinderReady() if self.job != SWEEP:  # a trial's curve is for its own model, not the next run's
                 self.lr_panel.show_curve(event)
             case BatchEnded():
                 self.training_panel.show_batch(event)
@@ -255,6 +284,8 @@ class MainScreen(Screen):
                 self.training_panel.cancel(event.epochs_done)
                 if event.record is not None:
                     self.results_panel.add_record(event.record)
+                if self.job == SWEEP:  # a pruned trial: its row in the sweep says so
+                    return
                 self.notify(f"Cancelled after {event.epochs_done} epochs.", title="Run cancelled")
 
     # -- what the panels ask for -------------------------------------------------------------------------
@@ -290,6 +321,19 @@ class MainScreen(Screen):
     def on_training_panel_ablation_requested(self) -> None:
         self.jobs.ablation(self.config)
 
+    def on_training_panel_sweep_requested(self) -> None:
+        if self.job == SWEEP:
+            self._show_sweep()
+            return
+        if self.jobs.refuse_if_busy():
+            return
+
+        def start(search: SweepConfig | None) -> None:
+            if search is not None:
+                self.sweep_config = search
+                self.jobs.sweep(self.config, search)
+        self.app.push_screen(SweepForm(self.sweep_config), start)
+
     def on_results_panel_rerun_requested(self, message: ResultsPanel.RerunRequested) -> None:
         record = message.record
         if self.jobs.refuse_if_busy():
@@ -319,6 +363,16 @@ class MainScreen(Screen):
     def on_results_panel_predict_requested(self, message: ResultsPanel.PredictRequested) -> None:
         self.notify(f"Predicting {message.embeddings} + {message.tabular} with {message.record.approach} …")
         self.jobs.predict(message.record, message.embeddings, message.tabular)
+
+    def _show_sweep(self, new: SweepScreen | None = None) -> None:
+        """Push the sweep's view; installed, so Esc hides it and s shows it again with everything it was told."""
+        if new is not None:
+            if self.sweep_screen is not None:
+                self.app.uninstall_screen(self.sweep_screen)
+                self.sweep_screen.remove()  # an installed screen stays mounted off the stack until removed
+            self.sweep_screen = new
+            self.app.install_screen(new, name=SWEEP_SCREEN)
+        self.app.push_screen(SWEEP_SCREEN)
 
     # -- configuration -----------------------------------------------------------------------------------
     def _set_config(self, config: RunConfig) -> None:

@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.worker import Worker, WorkerFailed, WorkerState
 
-from engine.config import RunConfig
+from engine.config import RunConfig, SweepConfig
 from engine.errors import Cancelled, ConfigError, VggtabError
 from engine.events import BatchEnded, Event, RunRecord
 from engine.workbench import Workbench, ablation_configs, default_ensemble_members
@@ -28,7 +28,8 @@ from tui.format import sentence
 
 PREPARE, FIND_LR, TRAIN, ABLATION = "preparing the data", "the LR finder", "training", "the ablation"
 RERUN = "the re-run"  # of a recorded run; an ensemble's re-runs its members
-RUNS = (TRAIN, ABLATION, RERUN)  # jobs that train, so c cancels them and quitting waits for them
+SWEEP = "the sweep"
+RUNS = (TRAIN, ABLATION, RERUN, SWEEP)  # jobs that train, so c cancels them and quitting waits for them
 COMPARE, ENSEMBLE, EXPORT, PREDICT = "the comparison", "the ensemble", "the export", "the prediction"
 ENGINE_GROUP, RESULTS_GROUP, HISTORY_GROUP, WARM_UP_GROUP = "engine", "results", "history", "warm-up"
 
@@ -85,6 +86,10 @@ class JobRunner(Widget):
     class AblationDone(Message):
         finished: int
         total: int
+
+    @dataclass
+    class SweepEnded(Message):
+        report: object | None  # engine.sweep.SweepReport; None when the sweep was cancelled
 
     @dataclass
     class HistoryLoaded(Message):
@@ -167,6 +172,18 @@ class JobRunner(Widget):
             finished = bench.run_queue(configs, cancel)
             self.post_message(self.AblationDone(len(finished), len(configs)))
         self._start(EngineJob(ABLATION, config, config.approach, step))
+
+    def sweep(self, config: RunConfig, search: SweepConfig) -> None:
+        """An Optuna sweep on `config` as its base: trials, then the winner, top-N and default scored on test."""
+        cancel = self._new_cancel()
+
+        def step(bench: Workbench) -> None:
+            try:
+                self.post_message(self.SweepEnded(bench.sweep(config, search, cancel)))
+            except Cancelled:
+                self.post_message(self.SweepEnded(None))  # its trials so far stay in the history
+                raise
+        self._start(EngineJob(SWEEP, config, config.approach, step))
 
     def _new_cancel(self) -> threading.Event:
         """A fresh cancel flag for a run that is about to start; a refused run's flag is never set."""

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Static
 
-from engine.config import ARCHITECTURE_PRESETS, SETTINGS, SETTINGS_BY_NAME, RunConfig
+from engine.config import ARCHITECTURE_PRESETS, SETTINGS, SETTINGS_BY_NAME, SWEEP_SETTINGS, RunConfig, SweepConfig
 from engine.errors import ConfigError
 from engine.events import DatasetSummary
 from engine.workbench import format_p
@@ -112,30 +112,28 @@ class PredictForm(DataForm):
 
 FORM_SETTINGS = [s for s in SETTINGS if s.editable]  # the data files have their own form (d)
 SECTIONS = {"data": "Data", "split": "Split", "features": "Features", "model": "Model",
-            "training": "Training", "run": "Run"}
+            "training": "Training", "run": "Run", "sweep": "Search"}
 PREPARED_BY = ("data", "split", "features")  # groups whose settings change the prepared dataset
 
 
-class ParamsForm(FormScreen):
-    """Every run setting the CLI has, from the run config's schema; dismisses with the new RunConfig or None."""
+class SettingsForm(FormScreen):
+    """One field per setting of a config's schema (RunConfig's, SweepConfig's), each parsed and checked by it;
+    dismisses with the new config or None."""
 
-    TITLE_TEXT = "Settings for the next run"
-    HELP_TEXT = "Layer presets: " + " · ".join(f"{name} {','.join(map(str, sizes))}"
-                                               for name, sizes in ARCHITECTURE_PRESETS.items())
-
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config, settings) -> None:
         super().__init__()
         self.config = config
+        self.settings = {s.name: s for s in settings}
 
     def fields(self) -> dict[str, Field]:
         return {s.name: Field(s.name, s.format(getattr(self.config, s.name)), s.describe(),
-                              SECTIONS.get(s.group, s.group)) for s in FORM_SETTINGS}
+                              SECTIONS.get(s.group, s.group)) for s in self.settings.values()}
 
     def check(self, values: dict[str, str]) -> tuple[object, dict[str, str]]:
         changes, errors = {}, {}
         for name, text in values.items():
             try:
-                changes[name] = SETTINGS_BY_NAME[name].parse(text)
+                changes[name] = self.settings[name].parse(text)
             except ConfigError as error:
                 errors[name] = str(error)
         if errors:
@@ -145,6 +143,28 @@ class ParamsForm(FormScreen):
         except ConfigError as error:  # settings that must agree (fold < n_folds): shown on the first changed
             changed = [name for name, value in changes.items() if value != getattr(self.config, name)]
             return None, {(changed or list(changes))[0]: str(error)}
+
+
+class ParamsForm(SettingsForm):
+    """Every run setting the CLI has, from the run config's schema; dismisses with the new RunConfig or None."""
+
+    TITLE_TEXT = "Settings for the next run"
+    HELP_TEXT = "Layer presets: " + " · ".join(f"{name} {','.join(map(str, sizes))}"
+                                               for name, sizes in ARCHITECTURE_PRESETS.items())
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config, FORM_SETTINGS)
+
+
+class SweepForm(SettingsForm):
+    """The sweep's search settings (the CLI's sweep options); dismisses with the new SweepConfig or None."""
+
+    TITLE_TEXT = "Sweep: search the run settings with Optuna"
+    HELP_TEXT = ("The next run's settings are the base; 20 % of the clips are set aside as test (unless test_pct "
+                 "says otherwise) and the winner is scored on them once.")
+
+    def __init__(self, config: SweepConfig) -> None:
+        super().__init__(config, SWEEP_SETTINGS)
 
 
 def changes_prepared_data(before: RunConfig, after: RunConfig) -> bool:
@@ -292,7 +312,8 @@ class HelpScreen(CloseableScreen):
             "1 Dataset: check what was merged, dropped and split (d loads other files, f changes features).\n",
             "2 LR finder: l runs it; v/s/m/g take a suggestion or e types an LR.\n",
             "3 Training: t trains with the settings on screen (p edits every setting), c cancels; a queues the\n"
-            "  ablation (embeddings-only, tabular-only, both on the same split and seed).\n",
+            "  ablation (embeddings-only, tabular-only, both on the same split and seed); s sweeps the settings\n"
+            "  with Optuna from these (each trial live, then the winner scored once on held-out test clips).\n",
             "4 Results: every run with its confidence interval; o/O sort, r re-runs the selected row, / filters\n"
             "  (Esc leaves the filter, Esc again clears it); space marks runs: m compares two (paired test),\n"
             "  e averages them (ensemble); p pins a run on top; x exports the table, s predicts unlabeled files\n"

@@ -269,8 +269,9 @@ class ResultsPanel(Vertical):
         if not words:
             return shown
 
-        def text(record: RunRecord) -> str:
-            return " ".join([record.run_id, record.status, *(c.cell(record) for c in COLUMNS)]).lower()
+        def text(record: RunRecord) -> str:  # with the sweep a trial belongs to: /sweep_… shows its rows
+            return " ".join([record.run_id, record.status, str(record.config.get("sweep", "")),
+                             *(c.cell(record) for c in COLUMNS)]).lower()
         return [r for r in shown if all(word in text(r) for word in words)]
 
     def marked_records(self) -> list[RunRecord]:

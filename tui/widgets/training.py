@@ -93,7 +93,10 @@ class TrainingPanel(Vertical):
     BINDINGS = [Binding("p", "edit_params", "Params", tooltip="Edit every setting of the next run"),
                 Binding("a", "ablation", "Ablation",
                         tooltip="Train embeddings-only, tabular-only and both on the same split and seed, "
-                                "one after another")]
+                                "one after another"),
+                Binding("s", "sweep", "Sweep",
+                        tooltip="Search the run settings with Optuna from the next run's settings, then score the "
+                                "winner once on held-out test clips (while a sweep runs: show it)")]
 
     @dataclass
     class ConfigEdited(Message):
@@ -101,6 +104,9 @@ class TrainingPanel(Vertical):
 
     class AblationRequested(Message):
         pass
+
+    class SweepRequested(Message):
+        """s: the screen opens the sweep form, or shows the sweep that runs."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -139,6 +145,11 @@ class TrainingPanel(Vertical):
         lr = lr_text(config.lr) if config.lr is not None else f"from the LR finder ({config.lr_suggestion})"
         self._begin(config.approach, Text.assemble(("Training ", "bold"), (config.approach, "bold cyan"),
                                                    f" · LR {lr} · {config.epochs} epochs …"))
+
+    def start_sweep(self, config: RunConfig, trials: int) -> None:
+        self._begin(config.approach, Text.assemble(("Sweep ", "bold"), f"of {trials} trials from ",
+                                                   (config.approach, "bold cyan"),
+                                                   ": each trial trains here in turn · s shows the sweep"))
 
     def start_rerun(self, approach: str) -> None:
         """An ensemble's re-run: its members train one after another (each restarts the table), then average."""
@@ -221,3 +232,6 @@ class TrainingPanel(Vertical):
 
     def action_ablation(self) -> None:
         self.post_message(self.AblationRequested())
+
+    def action_sweep(self) -> None:
+        self.post_message(self.SweepRequested())
