@@ -4,6 +4,7 @@ assertions on what the widgets show. Runs wait on workers or on what the screen 
 import asyncio
 import io
 import json
+import re
 
 import pytest
 from rich.console import Console
@@ -209,7 +210,8 @@ async def test_training_fills_the_epoch_table_and_the_results(make_app, tmp_path
         details = shown(app, "#run-details")
         assert (details.index("Differences from the default") < details.index("Full config") < details.index("Per epoch")
                 < details.index("Valid accuracy per class"))
-        assert "embeddings  (default both)" in details and "3  (default 20)" in details  # features, epochs
+        # one difference per line: setting, value, default
+        assert re.search(r"features +embeddings +default both", details) and re.search(r"epochs +3 +default 20", details)
         await pilot.press("o", "o")  # from Date (history order) past Approach to Valid acc, best first
         assert "▼" in str(results.columns[results.ordered_columns[1].key].label)
         await pilot.press("O")

@@ -239,14 +239,17 @@ def is_default(key: str, value) -> bool:
 
 def config_view(config: dict, width: int) -> list:
     """A recorded config as read by a person: what differs from the schema's defaults first, then every setting."""
-    def changed(key: str, value) -> Text:
-        if key not in SETTINGS_BY_NAME:
-            return Text(setting_text(key, value))
-        default = setting_text(key, SETTINGS_BY_NAME[key].default)
-        return Text.assemble(setting_text(key, value), (f"  (default {default})", "dim"))
-    differences = [(key, changed(key, value)) for key, value in config.items() if not is_default(key, value)]
+    differences = Table.grid(padding=(0, 2))
+    differences.add_column(style="bold", no_wrap=True)
+    differences.add_column()
+    differences.add_column(style="dim")
+    for key, value in config.items():
+        if not is_default(key, value):
+            default = setting_text(key, SETTINGS_BY_NAME[key].default) if key in SETTINGS_BY_NAME else ""
+            differences.add_row(key, setting_text(key, value), f"default {default}" if default else "")
+    # One difference per line, so a path or a layer list reads whole; the full config packs pairs by width.
     return [Text("Differences from the default (r re-runs exactly this)", style="bold underline"),
-            pairs_grid(differences, width) if differences else Text("none: every setting is the default"),
+            differences if differences.row_count else Text("none: every setting is the default"),
             Text("Full config", style="bold underline"),
             pairs_grid([(key, setting_text(key, value)) for key, value in config.items()], width)]
 

@@ -68,11 +68,12 @@ class Column:
     max_width: int = 0  # longer cells are ellipsised; 0: as wide as the widest cell
 
 
-# In the order they are given room: what answers "which approach is best?" first; the rest shows when zoomed
+# In the order they are given room: what answers "which approach is best?" first (the labels no wider than the
+# cells, so the run id still fits at 80 columns zoomed); the rest shows when zoomed
 # or wider, and always in the details below the table.
 COLUMNS = (
     Column("Approach", lambda r: r.approach, lambda r: r.approach),
-    Column("Accuracy [95 % CI]", accuracy_cell, lambda r: metric(r, "val_accuracy"), descending_first=True),
+    Column("Acc [95 % CI]", accuracy_cell, lambda r: metric(r, "val_accuracy"), descending_first=True),
     Column("Error", lambda r: percent(metric(r, "error_rate")), lambda r: metric(r, "error_rate")),
     Column("lwlrap", lambda r: f"{metric(r, 'lwlrap'):.3f}" if metric(r, "lwlrap") is not None else "–",
            lambda r: metric(r, "lwlrap"), descending_first=True),
