@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import DEMO_EMBEDDINGS, DEMO_TABULAR, RunConfig, SweepConfig  # noqa: E402
+from engine.events import TrialEnded  # noqa: E402
 from engine.pipeline import Session  # noqa: E402
 from engine.sweep import SearchSpace, Worker, count_tabular, open_study, run_workers  # noqa: E402
 
@@ -90,8 +91,9 @@ def measure(trials: int = 8, rounds: int = 2, epochs: int = 20, storages: bool =
 
     def recorder(mode: str):
         ended[mode] = []
-        return lambda event: ended[mode].append((event.worker, time.perf_counter())) if hasattr(event, "worker") \
-            else None
+        # TrialEnded only: TrialStarted has a worker too, and counting it would double the trials.
+        return lambda event: ended[mode].append((event.worker, time.perf_counter())) \
+            if isinstance(event, TrialEnded) else None
 
     def fresh_study(storage: str = ""):
         name = f"bench{next(counter)}"
