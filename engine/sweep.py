@@ -426,6 +426,7 @@ class TrialRow:
     approach: str
     params: dict
     run_ids: tuple[str, ...]
+    same_as: int | None = None  # the earlier trial whose settings it proposed again: its score, no fit
 
 
 @dataclass(frozen=True)
@@ -463,7 +464,7 @@ def trial_rows(study) -> tuple[TrialRow, ...]:
     return tuple(TrialRow(number=t.number, state=names.get(t.state.name, t.state.name.lower()),
                           accuracy=None if t.state.name != "COMPLETE" else 1.0 - float(t.value),
                           approach=str(t.user_attrs.get("approach", "")), params=dict(t.params),
-                          run_ids=tuple(t.user_attrs.get("run_ids", ())))
+                          run_ids=tuple(t.user_attrs.get("run_ids", ())), same_as=t.user_attrs.get(SAME_AS))
                  for t in study.get_trials(deepcopy=False))
 
 

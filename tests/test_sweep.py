@@ -3,6 +3,7 @@ pruning stops a diverging trial, and worker processes share one study without lo
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -171,6 +172,9 @@ def test_two_worker_processes_share_the_journal_study(small_demo, tmp_path):
     study = open_study(sweep, base, tmp_path / "results", "two")
     assert_no_trial_lost_or_repeated(study, load_history(tmp_path / "results").records, 4)
     assert len([row for row in report.trials if row.run_ids]) == 4
+    # the report tells fitted trials from those that reused an earlier trial's score
+    assert [row.same_as for row in report.trials] == [t.user_attrs.get("same_as") for t in study.trials]
+    assert len([row for row in report.trials if row.same_as is None]) == 4
 
 
 def test_split_rows_of_a_nested_split_never_overlap():
@@ -271,6 +275,7 @@ def test_the_sweep_command_prints_the_honest_report_and_json(small_demo, tmp_pat
     shown = run_cli("sweep", *data, "--trials", "2", "--model-choices", "logreg", "--study", "cli", "--top-n", "2")
     assert shown.code == 0, shown.err
     assert "trial   0 complete" in shown.out and "trial   1 " in shown.out
+    assert re.search(r"Sweep cli: 2 trials fitted \(", shown.out)
     for line in ("valid ", "test ", "optimism gap", "top-2 ensemble", "default config on test",
                  "winner vs default on the test clips"):
         assert line in shown.out

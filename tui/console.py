@@ -220,9 +220,11 @@ def importance_lines(title: str, importances: dict[str, float]) -> list[str]:
 
 
 def print_sweep_report(report) -> None:
-    states = Counter(row.state for row in report.trials)
-    counts = ", ".join(f"{n} {state}" for state, n in states.items())
-    print(f"\nSweep {report.study}: {len(report.trials)} trials ({counts}); study in {report.storage}; "
+    fitted = [row for row in report.trials if row.same_as is None]
+    counts = ", ".join(f"{n} {state}" for state, n in Counter(row.state for row in fitted).items())
+    reused = len(report.trials) - len(fitted)
+    again = f"; {reused} proposed settings already tried and reused their score" if reused else ""
+    print(f"\nSweep {report.study}: {len(fitted)} trials fitted ({counts}){again}; study in {report.storage}; "
           f"{report.test_pct:.0%} of the clips held out as test")
     print(f"best trial {report.best_trial}: {report.best_valid.approach}")
     print(f"  valid            {score_text(report.best_valid, 'valid clips')}")
