@@ -67,16 +67,20 @@ def from_steps(merge_facts: MergeFacts, audit, labelled: Labelled, ignored_colum
 
 
 def cache_file(cache_dir, paths: tuple[str, str], identity: tuple) -> Path:
-    """One file per pair of inputs: a new version replaces the old (engine.load removes stale copies)."""
-    pair = "|".join(str(Path(p).expanduser().resolve()) for p in paths)
-    return load.cache_path(cache_dir, "clean", pair, f"{CLEAN_FORMAT}|{load.CACHE_FORMAT}|{identity!r}")
+    """The clean rows' Arrow file for this pair of inputs."""
+    return _pair_file(cache_dir, "clean", paths, identity, load.CACHE_SUFFIX)
 
 
 def prepared_cache_file(cache_dir, paths: tuple[str, str], identity: tuple) -> Path:
-    """One file per pair of inputs, like the clean data's; `identity` names what the pickled classes look like."""
+    """The prepared split and inputs' pickle for this pair of inputs; `identity` also names what the pickled
+    classes look like."""
+    return _pair_file(cache_dir, "prepared", paths, identity, load.PICKLE_SUFFIX)
+
+
+def _pair_file(cache_dir, stem: str, paths: tuple[str, str], identity: tuple, suffix: str) -> Path:
+    """One file per pair of inputs: a new version replaces the old (engine.load removes stale copies)."""
     pair = "|".join(str(Path(p).expanduser().resolve()) for p in paths)
-    return load.cache_path(cache_dir, "prepared", pair, f"{CLEAN_FORMAT}|{load.CACHE_FORMAT}|{identity!r}",
-                           suffix=load.PICKLE_SUFFIX)
+    return load.cache_path(cache_dir, stem, pair, f"{CLEAN_FORMAT}|{load.CACHE_FORMAT}|{identity!r}", suffix=suffix)
 
 
 def read_prepared(cache: Path):

@@ -139,14 +139,15 @@ def fingerprint(path, cache_dir=None) -> str:
     known = _fingerprints.get(source)
     if known is not None and known[0] == stamp:
         return known[1]
+    settled = time.time_ns() - state.st_ctime_ns > SETTLED_NS
     remembered = _remembered_fingerprints(cache_dir)
     if remembered.get(str(source), (None, None))[0] == stamp:
         digest = remembered[str(source)][1]
     else:
         digest = _sha1(source, path)
-        if time.time_ns() - state.st_ctime_ns > SETTLED_NS:
+        if settled:
             _remember_fingerprint(cache_dir, remembered, source, stamp, digest)
-    if time.time_ns() - state.st_ctime_ns > SETTLED_NS:
+    if settled:
         _fingerprints[source] = (stamp, digest)
     return digest
 
