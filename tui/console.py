@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from engine.events import (DatasetSummarised, EpochEnded, Event, LRFinderReady, RunCancelled, RunFailed,
                            RunFinished, StageDone, TrialEnded)
 from engine.workbench import format_p, interval_text
+from tui.format import gap_verb
 
 if TYPE_CHECKING:
     from tui.cli import Interrupts
@@ -229,8 +230,8 @@ def print_sweep_report(report) -> None:
     print(f"best trial {report.best_trial}: {report.best_valid.approach}")
     print(f"  valid            {score_text(report.best_valid, 'valid clips')}")
     print(f"  test             {score_text(report.best_test, 'test clips')}, retrained on train + valid")
-    direction = "overstates" if report.optimism_gap > 0 else "understates"
-    print(f"  optimism gap     {100 * report.optimism_gap:+.1f} points: the best valid score {direction} what the "
+    gap = round(100 * report.optimism_gap, 1) + 0.0  # + 0.0: a gap that rounds to zero reads 0.0, not -0.0
+    print(f"  optimism gap     {gap:+.1f} points: the best valid score {gap_verb(gap)} what the "
           "winner does on clips no trial saw")
     if report.ensemble_test is not None:
         members = ", ".join(map(str, report.ensemble_members))

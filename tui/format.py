@@ -56,3 +56,8 @@ def sentence(text: str) -> str:
 def short_date(created: str) -> str:
     """'2026-12-02T14:30:05' → '12-02 14:30'."""
     return created.replace("T", " ")[5:16]
+
+
+def gap_verb(points: float) -> str:
+    """How a sweep's best valid score relates to its test score, from their gap in (rounded) points."""
+    return "overstates" if points > 0 else "understates" if points < 0 else "matches"

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Static
 
 from engine.config import RunConfig, SweepConfig
 from engine.events import RunRecord, TrialEnded, TrialStarted
-from tui.format import interval, percent
+from tui.format import gap_verb, interval, percent
 from tui.screens import setting_text
 from tui.widgets.plot import PlotView
 from tui.widgets.results import ellipsised
@@ -90,10 +90,6 @@ def draw_importances(importances: dict[str, float], figure) -> None:
 
 def score_text(score) -> str:
     return f"{percent(score.accuracy)} (95 % CI {interval(score.low, score.high)}, {score.n:,} clips)"
-
-
-def gap_verb(gap: float) -> str:
-    return "overstates" if gap > 0 else "understates" if gap < 0 else "matches"
 
 
 def report_view(report) -> Table:
